@@ -1,0 +1,145 @@
+"""Shared fixtures: one fresh schema per backend and test session, emptied between tests.
+
+Backends come from $CONTACTSYNC_TEST_DATABASES (default ``sqlite,mariadb,postgresql``).
+A server that cannot be reached is skipped, unless $CONTACTSYNC_REQUIRE_ALL_DB=1 (CI sets
+it): then the test errors, so a missing backend can never pass silently.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ucware_contactsync import db as dbmod
+from ucware_contactsync.cli import main
+from ucware_contactsync.db import Database
+from ucware_contactsync.model import Base
+
+SERVERS = {
+    "mariadb": os.environ.get("CONTACTSYNC_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306"),
+    "postgresql": os.environ.get("CONTACTSYNC_TEST_POSTGRESQL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432"),
+}
+BACKENDS = [b.strip() for b in os.environ.get(
+    "CONTACTSYNC_TEST_DATABASES", "sqlite,mariadb,postgresql").split(",") if b.strip()]
+REQUIRE_ALL = os.environ.get("CONTACTSYNC_REQUIRE_ALL_DB") == "1"
+
+
+def _create_server_db(backend: str) -> tuple[str, str]:
+    """(url of a new empty database, url of the server's maintenance db)."""
+    name = f"cstest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    base = SERVERS[backend]
+    admin_url = f"{base}/test" if backend == "mariadb" else f"{base}/postgres"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if backend == "mariadb":
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        else:
+            conn.execute(text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\''))
+    engine.dispose()
+    return f"{base}/{name}", admin_url
+
+
+def _drop_server_db(backend: str, admin_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if backend == "mariadb":
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        else:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[str]:
+    """A database with the newest schema, made by ``db init``'s own code path (Alembic)."""
+    backend = request.param
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        admin = ""
+    else:
+        try:
+            url, admin = _create_server_db(backend)
+        except Exception as exc:  # noqa: BLE001 - any connect failure means "not there"
+            if REQUIRE_ALL:
+                pytest.fail(f"{backend} is required but not reachable: {exc}")
+            pytest.skip(f"{backend} not reachable: {exc}")
+    engine = dbmod.make_engine(url)
+    dbmod.upgrade(engine)
+    engine.dispose()
+    yield url
+    if backend != "sqlite":
+        _drop_server_db(backend, admin, url)
+
+
+def _empty(url: str) -> None:
+    engine = dbmod.make_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture
+def db_url(backend_url: str) -> str:
+    _empty(backend_url)
+    return backend_url
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    d = Database(db_url)
+    yield d
+    d.dispose()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the command line in-process against the test database."""
+    monkeypatch.setenv("CONTACTSYNC_SYSLOG", "0")
+
+    def run(*argv: str, db: bool = True) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        args = ["--db", db_url, *argv] if db else list(argv)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def admin_setup(cli):  # type: ignore[no-untyped-def]
+    """The seed's admin steps for the given users; returns the cli runner."""
+
+    def setup(*emails: str, group: str = "Kontakte") -> None:
+        assert cli("groups", "add", group).code == 0
+        assert cli("groups", "set", group, "ews_synccontacts", "true").code == 0
+        for e in emails:
+            assert cli("users", "add", e).code == 0
+            assert cli("groups", "add-member", group, e).code == 0
+
+    return setup
+
+
+ROOT = Path(__file__).resolve().parent.parent

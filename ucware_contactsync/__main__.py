@@ -1,0 +1,5 @@
+import sys
+
+from ucware_contactsync.cli import main
+
+sys.exit(main())

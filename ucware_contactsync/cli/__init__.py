@@ -1,0 +1,73 @@
+"""The command line, the same as `ucware-contactsync`, `runner.py` and `-m ucware_contactsync`.
+
+No subcommand means ``sync``, so ``python3 runner.py -v`` is the documented manual import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import logs
+from ..errors import EXIT_CONFIG, ContactSyncError
+from . import admin, csvcmd, service, synccmd
+
+log = logs.get("cli")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_CONFIG)
+
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # Accepted before and after the subcommand; SUPPRESS keeps the later copy from
+    # overwriting a value given before it.
+    d = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--db", metavar="URL", default=d,
+        help="database URL (else $CONTACTSYNC_DB_URL, else the default SQLite file)")
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress
+                        else 0, help="more output: -v a line per user, -vv debug and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="errors only")
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    _globals(common, suppress=True)
+    parser = Parser(
+        prog="ucware-contactsync",
+        description="Import Outlook contacts (Microsoft 365 / Exchange) and CSV files into "
+        "UCware phonebooks. Without a subcommand: sync.",
+    )
+    _globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in (synccmd, csvcmd, admin, service):
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare invocation = sync with defaults
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "sync"])
+    logs.setup(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except ContactSyncError as exc:
+        log.error("error: %s", exc, exc_info=args.verbose >= 2)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted; nothing half-written was committed")
+        return 130
+    except Exception as exc:  # the last net: one line, traceback only with -vv
+        log.error("unexpected error: %s: %s (run with -vv for details and report it)",
+                  type(exc).__name__, exc, exc_info=args.verbose >= 2)
+        return EXIT_CONFIG

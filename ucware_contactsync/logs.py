@@ -1,0 +1,84 @@
+"""Logging for a terminal and for cron: stderr always, syslog when not on a terminal.
+
+Every handler passes through a filter that blanks registered secrets, so a secret that ends
+up in an exception text or a library's debug output still never reaches a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+LOGGER = "ucware_contactsync"
+NOTICE = 25  # the run's summary line: shown by default and sent to syslog
+logging.addLevelName(NOTICE, "NOTICE")
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for s in _secrets:
+        if s in text:
+            text = text.replace(s, "********")
+    return text
+
+
+class RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            msg = redact(record.getMessage())
+            record.msg, record.args = msg, None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def setup(verbosity: int, quiet: bool) -> None:
+    """verbosity 0: summary and failures; 1 (-v): a line per user; 2 (-vv): debug."""
+    level = logging.ERROR if quiet else (logging.INFO if verbosity >= 1 else NOTICE)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    ours = logging.getLogger(LOGGER)
+    ours.handlers.clear()
+    ours.propagate = False
+    ours.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.DEBUG if verbosity >= 2 else level)
+    stderr.setFormatter(logging.Formatter("%(message)s" if verbosity < 2
+                                          else "%(asctime)s %(name)s %(levelname)s %(message)s"))
+    stderr.addFilter(RedactFilter())
+    ours.addHandler(stderr)
+
+    if verbosity >= 3:  # library internals (exchangelib, urllib3) only on request
+        root.setLevel(logging.DEBUG)
+        root.addHandler(stderr)
+
+    if not sys.stderr.isatty() and os.environ.get("CONTACTSYNC_SYSLOG", "1") != "0":
+        _add_syslog(ours)
+
+
+def _add_syslog(logger: logging.Logger) -> None:
+    for path in ("/dev/log", "/var/run/syslog"):
+        if os.path.exists(path):
+            try:
+                handler = logging.handlers.SysLogHandler(address=path)
+            except OSError:
+                return
+            handler.ident = "ucware-contactsync: "
+            # The journal gets the summary and failures only, not per-user progress.
+            handler.setLevel(NOTICE)
+            handler.addFilter(RedactFilter())
+            logger.addHandler(handler)
+            return
+
+
+def get(name: str = "") -> logging.Logger:
+    return logging.getLogger(f"{LOGGER}.{name}" if name else LOGGER)

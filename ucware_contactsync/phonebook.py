@@ -1,0 +1,236 @@
+"""The phonebook writer: diff a phonebook against what a source says, apply the diff.
+
+Used by the Office 365 sync and the CSV import alike. Only entries whose ``origin`` is the
+importing kind are ever compared, updated or removed; hand-typed entries (``source_id`` None)
+are invisible here. The caller owns the transaction: one user's diff commits as one unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from .contact import Contact, PhoneNumber
+from .model import ID_LEN, NAME_LEN, NUMBER_LEN, Entry, Number, Phonebook, User, utcnow
+from .phone import to_e164
+
+CHUNK = 500
+
+
+@dataclass
+class ExistingEntry:
+    id: int
+    source_id: str
+    content_hash: str | None
+    change_key: str | None
+    display_name: str
+
+
+@dataclass
+class Diff:
+    """What applying a source's view to one phonebook changes."""
+
+    adds: list[Contact] = field(default_factory=list)
+    updates: list[tuple[ExistingEntry, Contact]] = field(default_factory=list)
+    removes: list[ExistingEntry] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.adds or self.updates or self.removes)
+
+    def summary(self) -> str:
+        return (f"{len(self.adds)} added, {len(self.updates)} updated, "
+                f"{len(self.removes)} removed, {self.unchanged} unchanged")
+
+    def lines(self) -> list[str]:
+        """Human-readable diff for --dry-run."""
+        out = [f"+ {c.name}" for c in self.adds]
+        out += [f"~ {c.name}" for _, c in self.updates]
+        out += [f"- {e.display_name}" for e in self.removes]
+        return out
+
+
+def _cut(value: str, limit: int = NAME_LEN) -> str:
+    return value if len(value) <= limit else value[:limit]
+
+
+def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[str, ExistingEntry]:
+    rows = session.execute(
+        select(Entry.id, Entry.source_id, Entry.content_hash, Entry.change_key,
+               Entry.display_name)
+        .where(Entry.phonebook_id == phonebook_id, Entry.origin == origin,
+               Entry.source_id.is_not(None))
+    )
+    return {r.source_id: ExistingEntry(*r) for r in rows}
+
+
+def diff_full(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]) -> Diff:
+    """Diff for a complete view of the source: what is not in ``contacts`` is removed."""
+    diff = Diff()
+    seen: set[str] = set()
+    for c in contacts:
+        assert c.source_id is not None
+        if c.source_id in seen:
+            continue
+        seen.add(c.source_id)
+        old = existing.get(c.source_id)
+        if old is None:
+            diff.adds.append(c)
+        elif old.content_hash != c.content_hash():
+            diff.updates.append((old, c))
+        else:
+            diff.unchanged += 1
+    diff.removes = [e for sid, e in existing.items() if sid not in seen]
+    return diff
+
+
+def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],
+                 deletes: Iterable[str]) -> Diff:
+    """Diff for an incremental read: only the named items change."""
+    diff = Diff()
+    gone = set(deletes)
+    for c in upserts:
+        assert c.source_id is not None
+        gone.discard(c.source_id)
+        old = existing.get(c.source_id)
+        if old is None:
+            diff.adds.append(c)
+        elif old.content_hash != c.content_hash():
+            diff.updates.append((old, c))
+        else:
+            diff.unchanged += 1
+    diff.removes = [existing[sid] for sid in gone if sid in existing]
+    diff.unchanged += len(existing) - len(diff.updates) - len(diff.removes) - diff.unchanged
+    return diff
+
+
+def entry_values(c: Contact) -> dict[str, Any]:
+    """Column values of an entry; over-long texts are cut to the column length."""
+    return {
+        "display_name": _cut(c.name),
+        "given_name": _cut(c.given_name),
+        "surname": _cut(c.surname),
+        "company": _cut(c.company),
+        "department": _cut(c.department),
+        "job_title": _cut(c.job_title),
+        "emails": list(c.emails),
+        "categories": list(c.categories),
+        "source_id": c.source_id,
+        "change_key": _cut(c.change_key, ID_LEN) if c.change_key else None,
+        "content_hash": c.content_hash(),
+    }
+
+
+def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str) -> list[dict]:
+    return [
+        {
+            "entry_id": entry_id,
+            "position": i,
+            "type": n.type,
+            "number": _cut(n.number, NUMBER_LEN),
+            "e164": to_e164(n.number, region),
+        }
+        for i, n in enumerate(numbers)
+    ]
+
+
+def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, region: str) -> None:
+    """Write ``diff`` into ``phonebook`` inside the caller's transaction."""
+    if diff.empty:
+        return
+    now = utcnow()
+    for i in range(0, len(diff.removes), CHUNK):
+        ids = [e.id for e in diff.removes[i:i + CHUNK]]
+        session.execute(delete(Number).where(Number.entry_id.in_(ids)))
+        session.execute(delete(Entry).where(Entry.id.in_(ids)))
+    if diff.updates:
+        rows = [{"id": old.id, "updated_at": now, **entry_values(c)} for old, c in diff.updates]
+        session.execute(update(Entry), rows)
+        ids = [old.id for old, _ in diff.updates]
+        for i in range(0, len(ids), CHUNK):
+            session.execute(delete(Number).where(Number.entry_id.in_(ids[i:i + CHUNK])))
+        _insert_numbers(session, [(old.id, c) for old, c in diff.updates], region)
+    for i in range(0, len(diff.adds), CHUNK):
+        batch = diff.adds[i:i + CHUNK]
+        rows = [{"phonebook_id": phonebook.id, "origin": origin, "created_at": now,
+                 "updated_at": now, **entry_values(c)} for c in batch]
+        ids = session.scalars(
+            insert(Entry).returning(Entry.id, sort_by_parameter_order=True), rows
+        ).all()
+        _insert_numbers(session, list(zip(ids, batch, strict=True)), region)
+    session.execute(
+        update(Phonebook).where(Phonebook.id == phonebook.id).values(updated_at=now)
+    )
+
+
+def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: str) -> None:
+    rows: list[dict] = []
+    for entry_id, c in pairs:
+        rows.extend(number_rows(entry_id, c.numbers, region))
+    for i in range(0, len(rows), CHUNK * 4):
+        session.execute(insert(Number), rows[i:i + CHUNK * 4])
+
+
+def get_phonebook(session: Session, owner: User, title: str) -> Phonebook | None:
+    return session.scalar(
+        select(Phonebook).where(Phonebook.owner_id == owner.id, Phonebook.title == title)
+    )
+
+
+def ensure_phonebook(session: Session, owner: User, title: str, source: str) -> Phonebook:
+    book = get_phonebook(session, owner, title)
+    if book is None:
+        book = Phonebook(owner=owner, title=title, source=source)
+        session.add(book)
+        session.flush()
+    return book
+
+
+def add_manual_entry(session: Session, book: Phonebook, contact: Contact, region: str) -> Entry:
+    """An entry as a user types it in the UCC client: no origin, no source id."""
+    values = entry_values(contact)
+    values.update(source_id=None, change_key=None)
+    entry = Entry(phonebook=book, origin=None, **values)
+    entry.numbers = [Number(**{k: v for k, v in r.items() if k != "entry_id"})
+                     for r in number_rows(0, contact.numbers, region)]
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def to_json(book: Phonebook) -> dict[str, Any]:
+    return {
+        "owner": book.owner.email,
+        "name": book.title,
+        "source": book.source,
+        "entries": [
+            {
+                "display_name": e.display_name,
+                "given_name": e.given_name,
+                "surname": e.surname,
+                "company": e.company,
+                "department": e.department,
+                "job_title": e.job_title,
+                "emails": list(e.emails or []),
+                "numbers": [{"type": n.type, "number": n.number, "e164": n.e164}
+                            for n in e.numbers],
+                "source_id": e.source_id,
+            }
+            for e in book.entries
+        ],
+    }
+
+
+def load_phonebooks(session: Session, owner: User | None = None) -> list[Phonebook]:
+    q = (select(Phonebook).join(Phonebook.owner)
+         .options(selectinload(Phonebook.owner),
+                  selectinload(Phonebook.entries).selectinload(Entry.numbers))
+         .order_by(User.email_key, Phonebook.title))
+    if owner is not None:
+        q = q.where(Phonebook.owner_id == owner.id)
+    return list(session.scalars(q))
