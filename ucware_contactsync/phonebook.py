@@ -86,7 +86,30 @@ def diff_full(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]) -
         else:
             diff.unchanged += 1
     diff.removes = [e for sid, e in existing.items() if sid not in seen]
+    _relink(diff)
     return diff
+
+
+def _relink(diff: Diff) -> None:
+    """An added contact identical to a removed entry is the same item under a new id (e.g.
+    ids that changed encoding when a tenant moved from EWS to Graph): keep the entry and
+    give it the new id, instead of deleting and re-adding it."""
+    if not diff.adds or not diff.removes:
+        return
+    by_hash: dict[str, list[ExistingEntry]] = {}
+    for e in diff.removes:
+        if e.content_hash:
+            by_hash.setdefault(e.content_hash, []).append(e)
+    adds: list[Contact] = []
+    for c in diff.adds:
+        matches = by_hash.get(c.content_hash())
+        if matches:
+            diff.updates.append((matches.pop(), c))
+        else:
+            adds.append(c)
+    relinked = {id(old) for old, _ in diff.updates}
+    diff.adds = adds
+    diff.removes = [e for e in diff.removes if id(e) not in relinked]
 
 
 def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],

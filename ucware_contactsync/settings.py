@@ -119,6 +119,7 @@ KEYS: dict[str, Key] = {
         Key("ca_bundle", "", _file, "PEM file of a private CA to trust for TLS"),
         Key("default_region", "DE", _region, "region for numbers without country code"),
         Key("max_workers", "4", _workers, "mailboxes read in parallel"),
+        Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder"),
     )
 }
 
@@ -139,6 +140,7 @@ class Settings:
     ca_bundle: str = ""
     default_region: str = "DE"
     max_workers: int = 4
+    subfolders: bool = True
 
     @property
     def secrets(self) -> list[str]:
@@ -184,6 +186,7 @@ def load(session: Session) -> Settings:
         value = validate(name, text) if text != "" else spec.default
         values[name] = value
     values["office365"] = values["office365"] == "true"
+    values["subfolders"] = values["subfolders"] == "true"
     values["max_workers"] = int(str(values["max_workers"]))
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
-from ..errors import ContactSyncError
+from .. import logs
+from ..errors import EXIT_PARTIAL, AuthError, ContactSyncError
+from ..sources import Kind, SourceError, choose, open_source
+from ..sync.engine import SyncEngine, log_result
+from ..sync.lock import RunLock
+from .common import load_settings, open_db
+
+log = logs.get("sync")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -21,8 +29,39 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=demo)
 
 
+def source_error(exc: SourceError) -> ContactSyncError:
+    """A failure before any mailbox was read: bad app credentials (2) or an outage (1)."""
+    if exc.kind is Kind.AUTH:
+        return AuthError(exc.message, exc.hint)
+    err = ContactSyncError(exc.message, exc.hint)
+    err.exit_code = EXIT_PARTIAL
+    return err
+
+
 def sync(args: argparse.Namespace) -> int:
-    raise ContactSyncError("sync is not available yet in this build")
+    database = open_db(args)
+    conf = load_settings(database)
+    # A dry run writes nothing, so it may run beside the nightly job.
+    with nullcontext() if args.dry_run else RunLock(database.url):
+        try:
+            choice = choose(conf)
+        except SourceError as exc:
+            raise source_error(exc) from None
+        log.info("using %s: %s", "Microsoft Graph" if choice.api == "graph" else "EWS",
+                 choice.reason)
+        if choice.warning:
+            log.warning("warning: %s", choice.warning)
+        try:
+            source = open_source(conf, choice, include_subfolders=conf.subfolders)
+        except SourceError as exc:
+            raise source_error(exc) from None
+        try:
+            result = SyncEngine(database, conf, source, only_users=args.user,
+                                dry_run=args.dry_run, full=args.full, force=args.force).run()
+        finally:
+            source.close()
+    log_result(result)
+    return result.exit_code
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+"""The ``ContactSource`` interface every mailbox source implements.
+
+A source reads one mailbox at a time and knows nothing of phonebooks or databases. The sync
+engine gives it the states stored after the previous run and gets back either the complete
+content of the mailbox (a *full* read) or only what changed (an *incremental* read), plus the
+new states to store once the phonebook is written.
+
+Failures are raised as ``SourceError`` with a ``Kind`` the engine acts on: ``AUTH`` stops the
+whole run (no mailbox can be read with a bad secret), ``STATE_INVALID`` makes the engine retry
+that mailbox with a full read, every other kind fails only that mailbox.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..contact import Contact
+
+
+class Kind(enum.Enum):
+    MAILBOX_MISSING = "mailbox missing"
+    ACCESS_DENIED = "access denied"
+    THROTTLED = "throttled"
+    AUTH = "authentication failed"
+    TRANSIENT = "temporary failure"
+    STATE_INVALID = "sync state invalid"
+
+
+class SourceError(Exception):
+    """A mailbox (or, for AUTH, the whole app) cannot be read; ``hint`` says what to do."""
+
+    def __init__(self, kind: Kind, message: str, hint: str = "", retry_after: float = 0.0):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+@dataclass
+class MailboxRead:
+    """The result of reading one mailbox.
+
+    ``full``: ``contacts`` is everything; entries missing from it are to be removed.
+    Incremental: ``contacts`` are created or changed items, ``deleted`` the ids of removed ones.
+    ``states``: folder id -> state to store after a successful write (replaces all old ones).
+    """
+
+    api: str
+    full: bool
+    contacts: list[Contact] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0  # distribution lists and the like
+    requests: int = 0
+
+
+class ContactSource(ABC):
+    """Reads the contacts of mailboxes. Implementations must be safe to call from threads."""
+
+    api: str = ""
+
+    @abstractmethod
+    def read(self, mailbox: str, states: Mapping[str, str] | None) -> MailboxRead:
+        """Read ``mailbox`` (primary SMTP). ``states`` None or empty means a full read.
+
+        Raises ``SourceError``. An invalid stored state raises ``Kind.STATE_INVALID`` (the
+        engine then calls again with ``states=None``).
+        """
+
+    def check(self, mailbox: str) -> None:
+        """Cheapest request that proves the mailbox can be read; raises ``SourceError``."""
+        self.read(mailbox, None)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def canonical_id(item_id: str) -> str:
+    """One spelling for an item id whichever API delivered it.
+
+    Graph ids are the EWS ids in URL-safe base64 (``-`` and ``_`` for ``+`` and ``/``); we
+    store the Graph spelling, so switching a tenant from EWS to Graph keeps every entry.
+    """
+    return item_id.replace("+", "-").replace("/", "_")

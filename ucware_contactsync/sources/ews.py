@@ -1,0 +1,347 @@
+"""EWS through exchangelib: Exchange Server on-premises, and Exchange Online until 2027-03-31.
+
+Reads use SyncFolderItems only: from an empty state it returns every item with the fields we
+name (a full read and the next run's state in one pass, 512 items a page), from a stored state
+just the changes. Each page is one retry unit, so a throttled or dropped page is repeated, not
+the whole mailbox.
+
+exchangelib traps handled here (see docs/development.md and the exchangelib notes):
+* token expiry: our credentials hand exchangelib tokens from ``TokenProvider`` and no
+  refresh URL, so an expired token raises TokenExpiredError, which exchangelib answers with a
+  new session (and a new token) instead of a refresh-token grant that Entra rejects;
+* tokens are fetched before each page outside exchangelib, so a failing token endpoint
+  surfaces as our error and never strands a pooled session (the session-pool hang);
+* HTTP 429 is turned into ErrorServerBusy with Retry-After, and retried by us;
+* folders are looked up with ``get_distinguished`` (no class-level lock across accounts);
+* only the fields we store are requested (never the 116 default properties).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import requests
+from exchangelib import (
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    OAuth2Credentials,
+    Version,
+)
+from exchangelib import errors as ews_errors
+from exchangelib.folders import Contacts, Root, SingleFolderQuerySet
+from exchangelib.folders.base import Folder
+from exchangelib.items import Contact as EwsContact
+from exchangelib.protocol import BaseProtocol, FailFast, close_connections
+from exchangelib.services import SyncFolderItems
+from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
+from tenacity import RetryCallState, Retrying, retry_if_exception
+from tenacity.stop import stop_base
+
+from ..contact import EWS_LABELS, NUMBER_TYPES, Contact, PhoneNumber
+from ..settings import Settings
+from .auth import TokenProvider, scope_for
+from .base import ContactSource, Kind, MailboxRead, SourceError, canonical_id
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("display_name", "given_name", "surname", "company_name", "department", "job_title",
+          "email_addresses", "phone_numbers", "categories")
+PAGE = 512  # SyncFolderItems maximum
+EWS_VERSION = Version(build=Build(15, 1, 2507, 6), api_version="Exchange2016")
+_ORDER = {t: i for i, t in enumerate(NUMBER_TYPES)}
+T = TypeVar("T")
+
+# Errors worth another try of the same request.
+TRANSIENT = (
+    ews_errors.ErrorServerBusy,
+    ews_errors.ErrorTimeoutExpired,
+    ews_errors.ErrorInternalServerTransientError,
+    ews_errors.ErrorInternalServerError,
+    ews_errors.MalformedResponseError,
+    ews_errors.RateLimitError,
+    TokenExpiredError,
+    InvalidClientIdError,  # AADSTS900144 from a stray refresh attempt: the next call works
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class _RetryPolicy(FailFast):
+    """Fail fast (we retry ourselves), but turn HTTP 429 into ErrorServerBusy with Retry-After."""
+
+    def raise_response_errors(self, response: requests.Response) -> None:
+        if response.status_code == 429:
+            raise ews_errors.ErrorServerBusy(
+                "HTTP 429 Too Many Requests", back_off=_retry_after(response)
+            )
+        super().raise_response_errors(response)
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return max(1.0, float(response.headers.get("Retry-After", "5")))
+    except ValueError:
+        return 5.0
+
+
+class _ProviderCredentials(OAuth2Credentials):
+    """OAuth2 credentials that take tokens from our TokenProvider and never auto-refresh."""
+
+    def __init__(self, provider: TokenProvider, tenant_id: str) -> None:
+        super().__init__(client_id=provider.client_id, client_secret="unused-see-provider",
+                         tenant_id=tenant_id)
+        self._provider = provider
+
+    @property
+    def token_url(self) -> str:  # type: ignore[override]
+        return self._provider.token_url
+
+    @property
+    def scope(self) -> list[str]:  # type: ignore[override]
+        return [self._provider.scope]
+
+    def session_params(self) -> dict[str, Any]:
+        token = self._provider.token()
+        lifetime = float(token.get("expires_in", 3600))
+        # Let requests-oauthlib call the token expired a little before the server does.
+        token["expires_at"] = float(token["expires_at_real"]) - min(60.0, lifetime / 10)
+        token["expires_in"] = max(0.0, token["expires_at"] - time.time())
+        return {"token": token}  # no auto_refresh_url: expiry -> TokenExpiredError
+
+
+_adapter_lock = threading.Lock()
+
+
+def _install_ca(ca_bundle: str) -> None:
+    """exchangelib builds its sessions from a class-level adapter: trust ``ca_bundle`` there."""
+    if not ca_bundle:
+        return
+
+    class CABundleAdapter(requests.adapters.HTTPAdapter):
+        def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
+            kwargs["verify"] = ca_bundle
+            return super().send(request, **kwargs)
+
+    with _adapter_lock:
+        BaseProtocol.HTTP_ADAPTER_CLS = CABundleAdapter
+
+
+class _Deadline(stop_base):
+    """Stop retrying when the mailbox's total time is used up, or after ``attempts`` tries of
+    anything but throttling."""
+
+    def __init__(self, deadline: float, attempts: int) -> None:
+        self.deadline = deadline
+        self.attempts = attempts
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if time.monotonic() >= self.deadline:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ews_errors.ErrorServerBusy):
+            return False
+        return state.attempt_number >= self.attempts
+
+
+def _wait(deadline: float) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        back_off = getattr(exc, "back_off", None)
+        delay = float(back_off) if back_off else min(8.0, 0.5 * 2 ** (state.attempt_number - 1))
+        return max(0.0, min(delay, deadline - time.monotonic()))
+
+    return wait
+
+
+class EwsSource(ContactSource):
+    api = "ews"
+
+    def __init__(self, settings: Settings, tokens: TokenProvider | None = None,
+                 include_subfolders: bool = True, max_wait: float = 300.0) -> None:
+        self.settings = settings
+        self.include_subfolders = include_subfolders
+        self.max_wait = max_wait
+        self.on_premises = not settings.office365
+        _install_ca(settings.ca_bundle)
+        if self.on_premises:
+            if not settings.ews_username or not settings.ews_password:
+                raise SourceError(Kind.AUTH, "on-premises Exchange needs a service account",
+                                  "set ews_username and ews_password (office365=false)")
+            self.tokens = None
+            creds: Credentials | OAuth2Credentials = Credentials(
+                settings.ews_username, settings.ews_password)
+            auth_type = NTLM
+        else:
+            self.tokens = tokens or TokenProvider(
+                settings.login_url, settings.tenant_id, settings.client_id,
+                settings.client_secret, scope_for(settings.ews_url), settings.verify)
+            creds = _ProviderCredentials(self.tokens, settings.tenant_id)
+            auth_type = OAUTH2
+        self.config = Configuration(
+            service_endpoint=settings.ews_url, credentials=creds, auth_type=auth_type,
+            version=EWS_VERSION, retry_policy=_RetryPolicy(),
+            max_connections=max(2, settings.max_workers * 2),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _account(self, mailbox: str) -> Account:
+        return Account(mailbox, access_type=IMPERSONATION if self.tokens or self.on_premises
+                       else DELEGATE, config=self.config, autodiscover=False)
+
+    def _call(self, mailbox: str, deadline: float, fn: Callable[[], T]) -> T:
+        """Run one request (or page) with retries; translate what is left into SourceError."""
+
+        def before(state: RetryCallState) -> None:
+            if self.tokens is not None:
+                self.tokens.token()  # fetch outside exchangelib, see module doc
+
+        retrying = Retrying(
+            stop=_Deadline(deadline, attempts=5),
+            wait=_wait(deadline),
+            retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
+            before=before,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one SourceError
+            raise self._translate(mailbox, exc) from exc
+
+    def _translate(self, mailbox: str, exc: Exception) -> SourceError:
+        if isinstance(exc, ews_errors.ErrorNonExistentMailbox):
+            return SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} does not exist",
+                               "the user's e-mail on the UC server must equal the primary SMTP "
+                               "address of the mailbox")
+        if isinstance(exc, ews_errors.ErrorImpersonateUserDenied | ews_errors.ErrorAccessDenied):
+            hint = ("give the service account the ApplicationImpersonation role"
+                    if self.on_premises else
+                    "grant the app full_access_as_app (Office 365 Exchange Online) with admin "
+                    "consent, or check that the mailbox is not excluded by an access policy")
+            return SourceError(Kind.ACCESS_DENIED, f"access to mailbox {mailbox} denied", hint)
+        if isinstance(exc, ews_errors.ErrorInvalidSyncStateData):
+            return SourceError(Kind.STATE_INVALID, f"stored sync state of {mailbox} is invalid")
+        if isinstance(exc, ews_errors.UnauthorizedError):
+            hint = ("check ews_username and ews_password" if self.on_premises else
+                    "the token was refused: grant the app full_access_as_app with admin "
+                    "consent, or use Microsoft Graph (grant Contacts.Read, api=auto)")
+            return SourceError(Kind.AUTH, f"EWS refused the credentials for {mailbox}", hint)
+        if isinstance(exc, ews_errors.ErrorServerBusy):
+            return SourceError(Kind.THROTTLED, f"Exchange kept throttling {mailbox} for "
+                               f"{self.max_wait:.0f} s", "the next run continues; lower "
+                               "max_workers if this repeats")
+        if isinstance(exc, requests.exceptions.SSLError) or (
+                isinstance(exc, ews_errors.TransportError)
+                and ("SSL" in str(exc) or "certificate" in str(exc).lower())):
+            return SourceError(Kind.TRANSIENT, f"TLS error talking to {self.settings.ews_url}",
+                               "if the server uses a private CA, set ca_bundle to its PEM file")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return SourceError(Kind.TRANSIENT, f"EWS request for {mailbox} failed: "
+                           f"{type(exc).__name__}: {first}", "the next run retries; check "
+                           "ews_url and the Exchange server if it persists")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _folders(self, account: Account, mailbox: str, deadline: float) -> list[Folder]:
+        root = self._call(mailbox, deadline, lambda: Root.get_distinguished(account=account))
+        contacts = self._call(mailbox, deadline, lambda: Contacts.get_distinguished(root=root))
+        folders: list[Folder] = [contacts]
+        if self.include_subfolders:
+            subs = self._call(mailbox, deadline, lambda: list(
+                SingleFolderQuerySet(account=account, folder=contacts).depth("Deep").all()))
+            folders += [f for f in subs if isinstance(f, Folder) and
+                        (f.folder_class or "IPF.Contact").startswith("IPF.Contact")]
+        return folders
+
+    def _sync_folder(self, account: Account, mailbox: str, folder: Folder, state: str | None,
+                     deadline: float, read: MailboxRead) -> str:
+        """All changes of one folder since ``state``; pages retried one at a time."""
+        additional = {f for f in folder.normalize_fields(fields=FIELDS) if not f.field.is_attribute}
+        while True:
+            def page(state: str | None = state) -> tuple[list[tuple[str, Any]], str, bool]:
+                svc = SyncFolderItems(account=account)
+                changes = list(svc.call(folder=folder, shape="IdOnly",
+                                        additional_fields=additional, sync_state=state,
+                                        ignore=None, max_changes_returned=PAGE,
+                                        sync_scope=None))
+                return changes, svc.sync_state, svc.includes_last_item_in_range
+
+            changes, new_state, last = self._call(mailbox, deadline, page)
+            read.requests += 1
+            for change, item in changes:
+                if isinstance(item, Exception):
+                    raise self._translate(mailbox, item)
+                if change in ("create", "update"):
+                    if isinstance(item, EwsContact):
+                        read.contacts.append(to_contact(item, folder.id))
+                    else:
+                        read.skipped += 1
+                elif change == "delete":
+                    read.deleted.append(canonical_id(item.id))
+            if last or new_state == state:
+                return new_state
+            state = new_state
+
+    def read(self, mailbox: str, states: Mapping[str, str] | None) -> MailboxRead:
+        deadline = time.monotonic() + self.max_wait
+        account = self._account(mailbox)
+        folders = self._folders(account, mailbox, deadline)
+        full = not states
+        if states and set(states) - {f.id for f in folders}:
+            # A folder we synced is gone: only a full read can remove its entries.
+            raise SourceError(Kind.STATE_INVALID, f"a contacts folder of {mailbox} was removed")
+        result = MailboxRead(api=self.api, full=full, requests=2 + self.include_subfolders)
+        for folder in folders:
+            start = None if full else (states or {}).get(folder.id)
+            result.states[folder.id] = self._sync_folder(account, mailbox, folder, start,
+                                                         deadline, result)
+        return result
+
+    def check(self, mailbox: str) -> None:
+        deadline = time.monotonic() + min(self.max_wait, 60.0)
+        account = self._account(mailbox)
+        root = self._call(mailbox, deadline, lambda: Root.get_distinguished(account=account))
+        self._call(mailbox, deadline, lambda: Contacts.get_distinguished(root=root))
+
+    def close(self) -> None:
+        close_connections()
+
+
+def to_contact(item: EwsContact, folder_id: str | None = None) -> Contact:
+    numbers: list[PhoneNumber] = []
+    for entry in item.phone_numbers or ():
+        kind = EWS_LABELS.get(entry.label or "")
+        text = (entry.phone_number or "").strip()
+        if kind and text:
+            numbers.append(PhoneNumber(kind, text))
+    numbers.sort(key=lambda n: _ORDER[n.type])
+    emails = tuple(e.email.strip() for e in sorted(item.email_addresses or (),
+                                                   key=lambda e: e.label or "")
+                   if e.email and e.email.strip())
+    return Contact(
+        display_name=(item.display_name or "").strip(),
+        given_name=(item.given_name or "").strip(),
+        surname=(item.surname or "").strip(),
+        company=(item.company_name or "").strip(),
+        department=(item.department or "").strip(),
+        job_title=(item.job_title or "").strip(),
+        emails=emails,
+        numbers=tuple(numbers),
+        categories=tuple(item.categories or ()),
+        source_id=canonical_id(item.id),
+        change_key=item.changekey,
+        folder=folder_id,
+    )

@@ -1,0 +1,220 @@
+"""The sync engine: read mailboxes in parallel, write each user's phonebook as one diff.
+
+Reads run in a thread pool (``max_workers``); writes happen one user at a time in the calling
+thread, each in its own transaction, so a failure rolls back that user's phonebook only and
+never touches anyone else's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from .. import directory, logs
+from ..db import Database
+from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
+from ..model import SyncState, User, utcnow
+from ..phonebook import Diff, apply, diff_changes, diff_full, ensure_phonebook, existing_entries
+from ..settings import Settings
+from ..sources import ContactSource, Kind, MailboxRead, SourceError
+
+log = logs.get("sync")
+
+ORIGIN = "office365"
+# A full phonebook (at least this many synced entries) is never emptied without --force.
+GUARD_MIN = 5
+
+
+@dataclass
+class UserResult:
+    email: str
+    status: str  # ok | failed | skipped
+    diff: Diff | None = None
+    message: str = ""
+    full: bool = False
+
+
+@dataclass
+class RunResult:
+    api: str
+    users: list[UserResult] = field(default_factory=list)
+    aborted: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[UserResult]:
+        return [u for u in self.users if u.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted:
+            return EXIT_CONFIG
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def summary(self) -> str:
+        ok = [u for u in self.users if u.status == "ok"]
+        skipped = [u for u in self.users if u.status == "skipped"]
+        adds = sum(len(u.diff.adds) for u in ok if u.diff)
+        upd = sum(len(u.diff.updates) for u in ok if u.diff)
+        rem = sum(len(u.diff.removes) for u in ok if u.diff)
+        return (f"sync via {self.api}: {len(ok)} users synced, {len(self.failed)} failed, "
+                f"{len(skipped)} skipped; {adds} added, {upd} updated, {rem} removed "
+                f"in {self.seconds:.1f} s")
+
+
+class SyncEngine:
+    def __init__(self, database: Database, settings: Settings, source: ContactSource, *,
+                 only_users: Sequence[str] = (), dry_run: bool = False, full: bool = False,
+                 force: bool = False) -> None:
+        self.db = database
+        self.settings = settings
+        self.source = source
+        self.only = {u.strip().lower() for u in only_users}
+        self.dry_run = dry_run
+        self.full = full
+        self.force = force
+
+    # -- selection and state ----------------------------------------------------------------
+
+    def _select(self, result: RunResult) -> list[tuple[int, str]]:
+        with self.db.session() as s:
+            users = directory.selected_users(s)
+            chosen: list[tuple[int, str]] = []
+            for u in users:
+                if self.only and (u.email_key or "") not in self.only:
+                    continue
+                if not u.email:
+                    name = u.name or f"user #{u.id}"
+                    result.users.append(UserResult(name, "skipped", message="has no e-mail "
+                                                   "address on the UC server"))
+                    continue
+                chosen.append((u.id, u.email))
+            selected = {u.email_key for u in users}
+            for email in sorted(self.only - selected):
+                known = directory.find_user(s, email) is not None
+                result.users.append(self._fail(email, (
+                    "is not in a group with ews_synccontacts=true" if known
+                    else "is not a user of the UC server")))
+        return chosen
+
+    def _states(self, user_id: int) -> dict[str, str]:
+        if self.full:
+            return {}
+        with self.db.session() as s:
+            rows = s.scalars(select(SyncState).where(SyncState.user_id == user_id,
+                                                     SyncState.api == self.source.api))
+            return {r.folder_id: r.state for r in rows}
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        result = RunResult(api=self.source.api)
+        users = self._select(result)
+        workers = max(1, min(self.settings.max_workers, len(users) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox") as pool:
+            futures: dict[Future[MailboxRead], tuple[int, str, bool]] = {}
+
+            def submit(uid: int, email: str, states: dict[str, str] | None
+                       ) -> Future[MailboxRead]:
+                fut = pool.submit(self.source.read, email, states)
+                futures[fut] = (uid, email, not states)
+                return fut
+
+            # Writes follow the order of selection; reads run ahead in the pool.
+            pending = [submit(uid, email, self._states(uid)) for uid, email in users]
+            while pending:
+                fut = pending.pop(0)
+                uid, email, was_full = futures[fut]
+                if result.aborted:
+                    fut.cancel()
+                    continue
+                try:
+                    read = fut.result()
+                except SourceError as exc:
+                    if exc.kind is Kind.STATE_INVALID and not was_full:
+                        log.info("%s: %s; reading everything again", email, exc.message)
+                        pending.append(submit(uid, email, None))
+                        continue
+                    if exc.kind is Kind.AUTH:
+                        result.aborted = str(exc)
+                        for other in pending:
+                            other.cancel()
+                        continue
+                    result.users.append(self._fail(email, str(exc)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one user's bug never stops the rest
+                    log.debug("read of %s crashed", email, exc_info=True)
+                    result.users.append(self._fail(email, f"reading the mailbox failed: "
+                                                          f"{type(exc).__name__}: {exc}"))
+                    continue
+                result.users.append(self._write(uid, email, read))
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _fail(self, email: str, message: str) -> UserResult:
+        log.error("%s: FAILED: %s", email, message)
+        return UserResult(email, "failed", message=message)
+
+    def _write(self, user_id: int, email: str, read: MailboxRead) -> UserResult:
+        title = self.settings.phonebookname
+        try:
+            with self.db.session() as s:
+                user = s.get(User, user_id)
+                if user is None:
+                    return self._fail(email, "was deleted from the UC server during the run")
+                book = ensure_phonebook(s, user, title, ORIGIN)
+                if book.source == "csv":
+                    return self._fail(email, f"phonebook {title!r} is filled by CSV import; "
+                                      "choose another title with 'config set phonebookname'")
+                if book.source != ORIGIN:
+                    book.source = ORIGIN  # a same-named phonebook typed by hand: adopt it
+                existing = existing_entries(s, book.id, ORIGIN)
+                diff = (diff_full(existing, read.contacts) if read.full
+                        else diff_changes(existing, read.contacts, read.deleted))
+                left = len(existing) - len(diff.removes) + len(diff.adds)
+                if len(existing) >= GUARD_MIN and left == 0 and not self.force:
+                    s.rollback()
+                    return self._fail(email, (
+                        f"the mailbox returned no contacts but phonebook {title!r} holds "
+                        f"{len(existing)}; nothing was deleted. If the mailbox really is "
+                        "empty now, run 'ucware-contactsync sync --force --user " + email + "'"))
+                if self.dry_run:
+                    s.rollback()
+                    for line in diff.lines():
+                        log.info("%s: %s", email, line)
+                else:
+                    apply(s, book, diff, ORIGIN, self.settings.default_region)
+                    self._store_states(s, user_id, read.states)
+        except SourceError as exc:
+            return self._fail(email, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
+            log.debug("write for %s failed", email, exc_info=True)
+            return self._fail(email, f"writing the phonebook failed, it is unchanged: "
+                                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        mode = "full" if read.full else "incremental"
+        prefix = "would be: " if self.dry_run else ""
+        log.info("%s: %s%s (%s, %s)", email, prefix, diff.summary(), mode, read.api)
+        return UserResult(email, "ok", diff=diff, full=read.full)
+
+    def _store_states(self, s: Session, user_id: int, states: dict[str, str]) -> None:
+        # States of the other API are stale once this one has written: drop them all.
+        s.execute(delete(SyncState).where(SyncState.user_id == user_id))
+        now = utcnow()
+        s.add_all(SyncState(user_id=user_id, api=self.source.api, folder_id=f, state=st,
+                            updated_at=now) for f, st in states.items())
+
+
+def log_result(result: RunResult) -> None:
+    for u in result.users:
+        if u.status == "skipped":
+            log.warning("%s: skipped: %s", u.email, u.message)
+    if result.aborted:
+        log.error("error: %s", result.aborted)
+    log.log(logs.NOTICE, result.summary())
+
