@@ -143,3 +143,63 @@ def admin_setup(cli):  # type: ignore[no-untyped-def]
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- the fake Exchange Online, configured into the test database ------------------------------
+
+@dataclass
+class Office:
+    """A running fake Exchange Online with its tenant, wired into the test database."""
+
+    fx: object
+    tenant: object
+    app: object
+    cli: object
+
+    def mailbox(self, email: str):  # type: ignore[no-untyped-def]
+        return self.tenant.mailbox(email)  # type: ignore[attr-defined]
+
+    def sync(self, *argv: str) -> Result:
+        return self.cli("sync", *argv)  # type: ignore[operator]
+
+    def books(self, user: str | None = None) -> list[dict]:
+        import json
+
+        r = self.cli("phonebook", "show", "--json", *(["--user", user] if user else []))  # type: ignore[operator]
+        assert r.code == 0, r.err
+        return json.loads(r.out)
+
+    def book(self, user: str) -> dict:
+        books = [b for b in self.books(user) if b["name"] == "Privat"]
+        assert len(books) == 1, books
+        return books[0]
+
+
+def make_office(cli, admin_setup, tenant, api: str = "auto"):  # type: ignore[no-untyped-def]
+    from ucware_contactsync.testing import FakeExchange
+
+    fx = FakeExchange(tenant).start()
+    app = next(iter(tenant.apps.values()))
+    for key, value in {
+        "tenant_id": tenant.tenant_id, "client_id": app.client_id, "client_secret": app.secret,
+        "login_url": fx.login_url, "graph_url": fx.graph_url, "ews_url": fx.ews_url,
+        "ca_bundle": fx.ca_file, "api": api,
+    }.items():
+        r = cli("config", "set", key, value)
+        assert r.code == 0, r.err
+    admin_setup(*sorted(tenant.mailboxes))
+    return Office(fx, tenant, app, cli)
+
+
+@pytest.fixture
+def office_factory(cli, admin_setup):  # type: ignore[no-untyped-def]
+    started = []
+
+    def factory(tenant, api: str = "auto") -> Office:  # type: ignore[no-untyped-def]
+        office = make_office(cli, admin_setup, tenant, api)
+        started.append(office)
+        return office
+
+    yield factory
+    for office in started:
+        office.fx.stop()  # type: ignore[attr-defined]

@@ -1,10 +1,16 @@
-"""import-csv."""
+"""import-csv: fill phonebooks from a CSV file (own layout, Outlook, Google); see
+docs/csv-format.md."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import ContactSyncError
+from .. import logs
+from ..csvimport import import_csv as run_import
+from ..errors import EXIT_OK
+from .common import open_db
+
+log = logs.get("csv")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -17,4 +23,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def import_csv(args: argparse.Namespace) -> int:
-    raise ContactSyncError("import-csv is not available yet in this build")
+    database = open_db(args)
+    try:
+        result = run_import(database, args.file, user=args.user, phonebook=args.phonebook,
+                            dry_run=args.dry_run)
+    finally:
+        database.dispose()
+    log.info("%s: %s, %s, %s-separated, %d rows", result.path, result.format, result.encoding,
+             result.delimiter, result.rows)
+    # The summary is the command's output (stdout); -q keeps only errors.
+    for book in result.books:
+        if args.dry_run:
+            print(f"{book.summary()} (dry run)")
+            for line in book.diff.lines():
+                print(f"  {line}")
+        elif not args.quiet:
+            print(book.summary())
+    if args.dry_run:
+        print("dry run: nothing was written")
+    return EXIT_OK

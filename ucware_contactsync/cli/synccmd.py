@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=sync)
     p = sub.add_parser("demo", parents=[common],
                        help="run the whole job against a bundled fake Exchange Online")
+    p.add_argument("--api", choices=("auto", "graph", "ews"), default="auto",
+                   help="which API the demo uses (default: auto, which picks Graph)")
     p.set_defaults(func=demo)
 
 
@@ -65,4 +67,6 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    raise ContactSyncError("demo is not available yet in this build")
+    from .demo import run_demo
+
+    return run_demo(args)

@@ -94,7 +94,8 @@ class TokenProvider:
         if not self._token:
             return False
         lifetime = float(self._token.get("expires_in", 3600))
-        margin = min(300.0, lifetime / 4)  # renew early; a 60 s token is renewed after 45 s
+        # Renew early: a 3600 s token 5 min before it ends, a 60 s one after 45 s.
+        margin = min(300.0, max(2.0, lifetime / 4))
         return time.time() < float(self._token["expires_at_real"]) - margin
 
     def token(self) -> dict[str, Any]:

@@ -115,7 +115,8 @@ class _ProviderCredentials(OAuth2Credentials):
         token = self._provider.token()
         lifetime = float(token.get("expires_in", 3600))
         # Let requests-oauthlib call the token expired a little before the server does.
-        token["expires_at"] = float(token["expires_at_real"]) - min(60.0, lifetime / 10)
+        # (oauthlib rounds expires_at to whole seconds, hence at least 1.5 s).
+        token["expires_at"] = float(token["expires_at_real"]) - min(60.0, max(1.5, lifetime / 10))
         token["expires_in"] = max(0.0, token["expires_at"] - time.time())
         return {"token": token}  # no auto_refresh_url: expiry -> TokenExpiredError
 

@@ -175,8 +175,12 @@ class SyncEngine:
                 if book.source != ORIGIN:
                     book.source = ORIGIN  # a same-named phonebook typed by hand: adopt it
                 existing = existing_entries(s, book.id, ORIGIN)
-                diff = (diff_full(existing, read.contacts) if read.full
-                        else diff_changes(existing, read.contacts, read.deleted))
+                # A phonebook is for calling: contacts without any number are left out, and
+                # one that lost its last number leaves the phonebook.
+                callable_ = [c for c in read.contacts if c.numbers]
+                gone = [c.source_id for c in read.contacts if not c.numbers and c.source_id]
+                diff = (diff_full(existing, callable_) if read.full
+                        else diff_changes(existing, callable_, [*read.deleted, *gone]))
                 left = len(existing) - len(diff.removes) + len(diff.adds)
                 if len(existing) >= GUARD_MIN and left == 0 and not self.force:
                     s.rollback()

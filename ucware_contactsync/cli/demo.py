@@ -1,0 +1,105 @@
+"""demo: the whole job against the bundled fake Exchange Online, into a throw-away SQLite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from .. import db as dbmod
+from .. import directory, logs, phonebook, settings
+from ..contact import Contact, PhoneNumber
+from ..db import Database
+from ..errors import EXIT_OK
+from ..lookup import lookup
+from ..sources import choose, open_source
+from ..sync.engine import SyncEngine
+from ..testing import FakeExchange, generate_tenant, mutate
+
+GROUP = "Outlook-Kontakte"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _sync(database: Database, label: str) -> int:
+    with database.session() as s:
+        conf = settings.load(s)
+    choice = choose(conf)
+    _say(f"\n== {label}: using {choice.api} ({choice.reason})")
+    source = open_source(conf, choice, include_subfolders=conf.subfolders)
+    try:
+        result = SyncEngine(database, conf, source).run()
+    finally:
+        source.close()
+    for u in result.users:
+        _say(f"   {u.email}: {u.diff.summary() if u.diff else u.message}"
+             f"{' (full read)' if u.full else ' (incremental)' if u.diff else ''}")
+    if result.aborted:
+        _say(f"   error: {result.aborted}")
+    _say(f"   {result.summary()}")
+    return result.exit_code
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    # Only an explicit --db is used; the demo never writes into the configured database.
+    tmp = Path(tempfile.mkdtemp(prefix="contactsync-demo-"))
+    url = args.db or f"sqlite:///{tmp / 'demo.db'}"
+    tenant = generate_tenant(seed=2026, mailboxes=3, contacts_per_mailbox=120,
+                             roles=("Contacts.Read", "full_access_as_app"))
+    app = next(iter(tenant.apps.values()))
+    logs.register_secret(app.secret)
+    database = Database(url)
+    dbmod.upgrade(database.engine)
+    with FakeExchange(tenant) as fx:
+        _say(f"fake Exchange Online at {fx.base_url} (tenant {tenant.tenant_id})")
+        _say(f"database: {dbmod.redact(url)}")
+        with database.session() as s:
+            for key, value in {
+                "tenant_id": tenant.tenant_id, "client_id": app.client_id,
+                "client_secret": app.secret, "login_url": fx.login_url,
+                "graph_url": fx.graph_url, "ews_url": fx.ews_url, "ca_bundle": fx.ca_file,
+                "api": args.api,
+            }.items():
+                settings.set_value(s, key, value)
+            directory.add_group(s, GROUP)
+            directory.set_param(s, GROUP, directory.SYNC_PARAM, "true")
+            emails = sorted(tenant.mailboxes)
+            for email in emails:
+                directory.add_user(s, email)
+                directory.add_member(s, GROUP, email)
+            first = directory.require_user(s, emails[0])
+            book = phonebook.ensure_phonebook(s, first, "Privat", "manual")
+            phonebook.add_manual_entry(s, book, Contact(
+                display_name="Pizzeria Da Mario (von Hand)",
+                numbers=(PhoneNumber("business", "089 / 44 55 66"),)), "DE")
+        _say(f"users in group {GROUP!r} (ews_synccontacts=true): {', '.join(emails)}")
+        _say(f"{emails[0]} typed one entry by hand: Pizzeria Da Mario")
+
+        code = _sync(database, "first run")
+        change = mutate(tenant, seed=7, adds=3, updates=2, deletes=1)
+        a, u, d = change.counts
+        _say(f"\n== in Outlook: {a} contacts added, {u} changed, {d} deleted")
+        code = max(code, _sync(database, "second run"))
+
+    with database.session() as s:
+        books = [phonebook.to_json(b) for b in phonebook.load_phonebooks(s)]
+        _say("\n== phonebooks")
+        for b in books:
+            by_hand = sum(1 for e in b["entries"] if e["source_id"] is None)
+            _say(f"   {b['owner']} / {b['name']}: {len(b['entries'])} entries "
+                 f"({by_hand} typed by hand)")
+        sample = next(n for b in books for e in b["entries"] for n in e["numbers"]
+                      if n["e164"] and e["source_id"])
+        caller = "0" + sample["e164"][3:] if sample["e164"].startswith("+49") else sample["e164"]
+        hits = lookup(s, caller, "DE")
+        _say(f"\n== caller-ID: lookup {caller!r} (stored as {sample['number']!r})")
+        _say("   " + json.dumps(hits[:2], ensure_ascii=False))
+        hits = lookup(s, "+49 89 445566", "DE")
+        _say(f"   lookup '+49 89 445566' -> {hits[0]['display_name'] if hits else 'none'}")
+    database.dispose()
+    _say(f"\ndemo database kept at {tmp / 'demo.db'}; try: ucware-contactsync --db "
+         f"sqlite:///{tmp / 'demo.db'} phonebook show")
+    return EXIT_OK if code == 0 else code
