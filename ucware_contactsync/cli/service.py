@@ -4,20 +4,74 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ContactSyncError
+from .. import directory, logs
+from ..errors import EXIT_OK, EXIT_PARTIAL
+from ..sources import Kind, SourceError, choose, open_source
+from .common import load_settings, open_db
+from .synccmd import source_error
+
+log = logs.get("check")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("configure", parents=[common],
                        help="answer the installer's questions on a terminal")
-    p.set_defaults(func=configure)
+    # configure.py (the questions) may register its own options.
+    from . import configure as configure_mod
+
+    if hasattr(configure_mod, "add_arguments"):
+        configure_mod.add_arguments(p)
+    p.set_defaults(func=configure_mod.configure)
     p = sub.add_parser("check", parents=[common], help="pre-flight: token and each mailbox")
+    p.add_argument("--user", metavar="EMAIL", action="append", default=[],
+                   help="check only this user (repeatable)")
     p.set_defaults(func=check)
 
 
-def configure(args: argparse.Namespace) -> int:
-    raise ContactSyncError("configure is not available yet in this build")
+def _out(text: str) -> None:
+    print(text, flush=True)
 
 
 def check(args: argparse.Namespace) -> int:
-    raise ContactSyncError("check is not available yet in this build")
+    """Which API and why, the token, then every selected mailbox with the fix for failures."""
+    database = open_db(args)
+    conf = load_settings(database)
+    _out(f"database: ok ({database.engine.url.get_backend_name()})")
+    try:
+        choice = choose(conf)
+    except SourceError as exc:
+        _out(f"token: FAILED: {exc}")
+        raise source_error(exc) from None
+    _out(f"api: {choice.api} — {choice.reason}")
+    if choice.warning:
+        _out(f"warning: {choice.warning}")
+    tokens = choice.graph_tokens or choice.ews_tokens
+    if tokens is not None:
+        roles = ", ".join(sorted(tokens.roles())) or "none"
+        _out(f"token: ok (roles: {roles})")
+    source = open_source(conf, choice, include_subfolders=conf.subfolders)
+    with database.session() as s:
+        users = directory.selected_users(s)
+        only = {u.lower() for u in args.user}
+        targets = [(u.email, u.name) for u in users if not only or (u.email_key in only)]
+    if not targets:
+        _out("mailboxes: none selected — add users to a group with ews_synccontacts=true")
+    failed = 0
+    try:
+        for email, name in targets:
+            if not email:
+                _out(f"  {name or '?'}: SKIPPED: no e-mail address on the UC server")
+                continue
+            try:
+                source.check(email)
+            except SourceError as exc:
+                failed += 1
+                _out(f"  {email}: FAILED ({exc.kind.value}): {exc}")
+                if exc.kind is Kind.AUTH:
+                    break
+            else:
+                _out(f"  {email}: ok")
+    finally:
+        source.close()
+    _out(f"phonebook title: {conf.phonebookname!r}; {len(targets)} mailboxes, {failed} failed")
+    return EXIT_PARTIAL if failed else EXIT_OK
