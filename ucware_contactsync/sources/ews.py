@@ -159,6 +159,10 @@ def _wait(deadline: float) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         back_off = getattr(exc, "back_off", None)
+        # exchangelib re-raises dropped connections as ErrorServerBusy with its own 10 s
+        # guess; only a server's BackOffMilliseconds / Retry-After is honoured as given.
+        if back_off and str(exc).startswith("Reraised from"):
+            back_off = None
         delay = float(back_off) if back_off else min(8.0, 0.5 * 2 ** (state.attempt_number - 1))
         return max(0.0, min(delay, deadline - time.monotonic()))
 
@@ -209,7 +213,7 @@ class EwsSource(ContactSource):
                 self.tokens.token()  # fetch outside exchangelib, see module doc
 
         retrying = Retrying(
-            stop=_Deadline(deadline, attempts=5),
+            stop=_Deadline(deadline, attempts=4),
             wait=_wait(deadline),
             retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
             before=before,
