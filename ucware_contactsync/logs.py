@@ -61,7 +61,9 @@ def setup(verbosity: int, quiet: bool) -> None:
         root.setLevel(logging.DEBUG)
         root.addHandler(stderr)
 
-    if not sys.stderr.isatty() and os.environ.get("CONTACTSYNC_SYSLOG", "1") != "0":
+    # Under systemd stderr already goes to the journal (JOURNAL_STREAM is set): no second copy.
+    if (not sys.stderr.isatty() and not os.environ.get("JOURNAL_STREAM")
+            and os.environ.get("CONTACTSYNC_SYSLOG", "1") != "0"):
         _add_syslog(ours)
 
 
