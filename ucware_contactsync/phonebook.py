@@ -19,6 +19,8 @@ from .model import ID_LEN, NAME_LEN, NUMBER_LEN, Entry, Number, Phonebook, User,
 from .phone import to_e164
 
 CHUNK = 500
+ENTRIES = Entry.__table__
+NUMBERS = Number.__table__
 
 
 @dataclass
@@ -182,8 +184,10 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         batch = diff.adds[i:i + CHUNK]
         rows = [{"phonebook_id": phonebook.id, "origin": origin, "created_at": now,
                  "updated_at": now, **entry_values(c)} for c in batch]
+        # Core insert on the table: same rows and RETURNING order as ``insert(Entry)``, without
+        # the ORM bulk layer's per-row bookkeeping (a third of the write time at 100k rows).
         ids = session.scalars(
-            insert(Entry).returning(Entry.id, sort_by_parameter_order=True), rows
+            insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True), rows
         ).all()
         _insert_numbers(session, list(zip(ids, batch, strict=True)), region)
     session.execute(
@@ -196,7 +200,7 @@ def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: 
     for entry_id, c in pairs:
         rows.extend(number_rows(entry_id, c.numbers, region))
     for i in range(0, len(rows), CHUNK * 4):
-        session.execute(insert(Number), rows[i:i + CHUNK * 4])
+        session.execute(insert(NUMBERS), rows[i:i + CHUNK * 4])
 
 
 def get_phonebook(session: Session, owner: User, title: str) -> Phonebook | None:

@@ -14,14 +14,18 @@ What one read sends (``{m}`` = ``{graph_url}/v1.0/users/{mailbox}``):
 * incremental read: the stored deltaLink of each folder, followed to the new deltaLink;
   ``@removed`` entries are deletions, every other entry is fetched with
   ``GET {m}/contacts/{id}?$select=…&$expand=…`` ($expand is not documented on delta), at most
-  four at a time (Graph's MailboxConcurrency per app and mailbox).
+  four at a time (Graph's MailboxConcurrency per app and mailbox). A folder with 50 or more
+  changes (an import, a bulk edit) is listed once instead. An item reported removed in one
+  folder and changed in another was moved: it stays. A vanished or new folder, a 410 (or a
+  stored state that is no delta link of graph_url) raise ``Kind.STATE_INVALID``.
 
 Each read owns a ``requests.Session`` (so parallel reads of different mailboxes share nothing
 mutable) and a wait budget of ``max_wait`` seconds: 429 and 503 are retried after
 ``Retry-After`` (exponential back-off without it) until the budget is spent, then
 ``Kind.THROTTLED``; dropped connections, timeouts and other 5xx a few times, then
 ``Kind.TRANSIENT``. A pause ordered by Graph holds all requests of that mailbox, not only the
-one that got it.
+one that got it. A 401 drops the provider's token and repeats the request once (the token
+expired in flight), a second 401 is ``Kind.AUTH``.
 """
 
 from __future__ import annotations
@@ -70,12 +74,17 @@ EXTENDED_NUMBERS: dict[str, str] = {
     "0x3A4B": "tty",
     "0x3A2D": "isdn",
     "0x3A1A": "primary",
+    # Not hidden, but businessPhones / homePhones are lists without slots: a contact with
+    # only Business Phone 2 would come back as "business". These two tell the slots apart.
+    "0x3A1B": "business2",
+    "0x3A2F": "home2",
 }
 _EXT_BY_ID = {f"string {tag}".lower(): t for tag, t in EXTENDED_NUMBERS.items()}
 EXPAND = ("singleValueExtendedProperties($filter="
           + " or ".join(f"id eq 'String {tag}'" for tag in EXTENDED_NUMBERS) + ")")
 DELTA_PAGE = 200  # Graph's maximum for contact delta pages
 MAILBOX_CONCURRENCY = 4  # Graph allows 4 concurrent requests per app and mailbox
+BULK_CHANGES = 50  # from this many changes in one folder, list it rather than GET each item
 TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 CHECK_MAX_WAIT = 60.0
 _ORDER = {t: i for i, t in enumerate(NUMBER_TYPES)}
@@ -186,7 +195,6 @@ class GraphSource(ContactSource):
         Depth first, parents before children: the order EWS's deep FindFolder gives.
         """
         root = call.get(f"{call.base}/contactFolders/contacts", {"$select": "id"})
-        assert root is not None
         if not self.include_subfolders:
             return [str(root["id"])]
         found: list[str] = []
@@ -206,14 +214,11 @@ class GraphSource(ContactSource):
         result = MailboxRead(api=self.api, full=True)
         for fid in folders:
             result.states[canonical_id(fid)] = self._start_delta(call, fid)
-            for page in call.pages(f"{call.base}/contactFolders/{_seg(fid)}/contacts",
-                                   {"$select": SELECT, "$expand": EXPAND,
-                                    "$top": str(self.page_size)}):
-                for data in page.get("value", []):
-                    if _is_contact(data):
-                        result.contacts.append(to_contact(data, canonical_id(fid)))
-                    else:
-                        result.skipped += 1
+            for data in self._list(call, fid):
+                if _is_contact(data):
+                    result.contacts.append(to_contact(data, canonical_id(fid)))
+                else:
+                    result.skipped += 1
         return result
 
     def _start_delta(self, call: _Call, fid: str) -> str:
@@ -239,17 +244,16 @@ class GraphSource(ContactSource):
         if new:
             raise SourceError(Kind.STATE_INVALID, f"{len(new)} new contacts folder(s) in "
                               f"{call.mailbox} have no sync state yet")
+        if any(_origin(str(states[f])) != self._origin for f in current):
+            # e.g. an EWS SyncState after switching api, or graph_url changed.
+            raise SourceError(Kind.STATE_INVALID, f"the stored state of {call.mailbox} is "
+                              f"not a delta link of {self.graph_url}")
         result = MailboxRead(api=self.api, full=False)
         changed: dict[str, str] = {}  # Graph id -> folder id (a moved item: its new folder)
         removed: list[str] = []
         for fid in current:
-            link = states[fid]
-            if not isinstance(link, str) or _origin(link) != self._origin:
-                # e.g. an EWS SyncState after switching api, or graph_url changed.
-                raise SourceError(Kind.STATE_INVALID, f"the stored state of {call.mailbox} is "
-                                  f"not a delta link of {self.graph_url}")
             new_link = ""
-            for page in call.pages(link, None, delta=True, state_link=True):
+            for page in call.pages(str(states[fid]), None, delta=True, state_link=True):
                 for data in page.get("value", []):
                     gid = str(data.get("id", ""))
                     if not gid:
@@ -265,7 +269,7 @@ class GraphSource(ContactSource):
                 raise SourceError(Kind.TRANSIENT, f"Graph ended the delta round of "
                                   f"{call.mailbox} without a deltaLink", HINT_BUG)
             result.states[fid] = new_link
-        fetched = self._fetch_all(call, list(changed))
+        fetched = self._changed_items(call, changed)
         vanished: list[str] = []
         kept: set[str] = set()
         for (gid, fid), data in zip(changed.items(), fetched, strict=True):
@@ -286,6 +290,35 @@ class GraphSource(ContactSource):
                 result.deleted.append(cid)
         return result
 
+    def _changed_items(self, call: _Call, changed: dict[str, str]
+                       ) -> list[dict[str, Any] | None]:
+        """The changed items in ``changed`` order (None: gone since the delta page).
+
+        One GET per item; but a folder with BULK_CHANGES or more changes (an import, a bulk
+        edit) is listed instead, which costs one request per 1000 items.
+        """
+        per_folder: dict[str, int] = {}
+        for fid in changed.values():
+            per_folder[fid] = per_folder.get(fid, 0) + 1
+        found: dict[str, dict[str, Any] | None] = {}
+        for fid, count in per_folder.items():
+            if count >= BULK_CHANGES:
+                for data in self._list(call, fid):
+                    gid = str(data.get("id", ""))
+                    if changed.get(gid) == fid:
+                        found[gid] = data
+        # Not in its folder's listing (moved or deleted meanwhile, or no listing): fetch it.
+        rest = [gid for gid in changed if gid not in found]
+        found.update(zip(rest, self._fetch_all(call, rest), strict=True))
+        return [found.get(gid) for gid in changed]
+
+    def _list(self, call: _Call, fid: str) -> Iterator[dict[str, Any]]:
+        """Every item of one folder with all fields we store."""
+        for page in call.pages(f"{call.base}/contactFolders/{_seg(fid)}/contacts",
+                               {"$select": SELECT, "$expand": EXPAND,
+                                "$top": str(self.page_size)}):
+            yield from page.get("value", [])
+
     def _fetch_all(self, call: _Call, ids: list[str]) -> list[dict[str, Any] | None]:
         """GET each changed item (None: gone), at most MAILBOX_CONCURRENCY at a time; in order."""
         if len(ids) <= 1:
@@ -301,8 +334,8 @@ class GraphSource(ContactSource):
 
     @staticmethod
     def _fetch(call: _Call, gid: str) -> dict[str, Any] | None:
-        return call.get(f"{call.base}/contacts/{_seg(gid)}",
-                        {"$select": SELECT, "$expand": EXPAND}, missing_ok=True)
+        return call.find(f"{call.base}/contacts/{_seg(gid)}",
+                         {"$select": SELECT, "$expand": EXPAND})
 
 
 class _Call:
@@ -335,7 +368,6 @@ class _Call:
         """Pages of a collection: the first from ``url`` + ``params``, then each nextLink."""
         while True:
             page = self.get(url, params, delta=delta, state_link=state_link)
-            assert page is not None  # only missing_ok gets None
             yield page
             nxt = page.get("@odata.nextLink")
             if not nxt:
@@ -349,12 +381,22 @@ class _Call:
     # -- one GET with retries --------------------------------------------------------------------
 
     def get(self, url: str, params: dict[str, str] | None = None, *, delta: bool = False,
-            state_link: bool = False, missing_ok: bool = False) -> dict[str, Any] | None:
+            state_link: bool = False) -> dict[str, Any]:
         """GET JSON; retried per the module doc; every other failure becomes a SourceError.
 
         ``state_link``: a 404/400 means the stored delta link is unusable (STATE_INVALID).
-        ``missing_ok``: a 404 of the item gives None (deleted in the meantime).
         """
+        body = self._get(url, params, delta, state_link, missing_ok=False)
+        if body is None:  # cannot happen without missing_ok; keeps type checkers honest
+            raise SourceError(Kind.TRANSIENT, f"Graph answered {url} with nothing", HINT_BUG)
+        return body
+
+    def find(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """Like get, but a 404 of the item gives None (deleted in the meantime)."""
+        return self._get(url, params, False, False, missing_ok=True)
+
+    def _get(self, url: str, params: dict[str, str] | None, delta: bool, state_link: bool,
+             missing_ok: bool) -> dict[str, Any] | None:
         tries = {"transient": 0, "auth": 0}
 
         def wait(rs: RetryCallState) -> float:
@@ -373,8 +415,15 @@ class _Call:
                 return True
             return not self._reserve(rs.upcoming_sleep)
 
+        def before_sleep(rs: RetryCallState) -> None:
+            exc = _retry_exc(rs)
+            log.log(logging.INFO if exc.kind == "throttled" else logging.DEBUG,
+                    "graph %s: %s; retrying in %.1f s", self.mailbox, exc.message,
+                    max(0.0, self.pause_until - time.monotonic()))
+
         retrying = Retrying(retry=retry_if_exception_type(_Retry), wait=wait, stop=stop,
-                            sleep=self._pause, before=lambda rs: self._pause(0.0), reraise=True)
+                            sleep=self._pause, before=lambda rs: self._pause(0.0),
+                            before_sleep=before_sleep, reraise=True)
         try:
             return retrying(self._attempt, url, params, delta, state_link, missing_ok, tries)
         except _Retry as exc:
@@ -505,17 +554,25 @@ def to_contact(data: Mapping[str, Any], folder_id: str | None = None) -> Contact
         if text and kind not in found:
             found[kind] = text
 
-    business = _strings(data.get("businessPhones"))
-    home = _strings(data.get("homePhones"))
-    for kind, values, index in (("business", business, 0), ("business2", business, 1),
-                                ("home", home, 0), ("home2", home, 1)):
-        if index < len(values):
-            put(kind, values[index])
-    put("mobile", data.get("mobilePhone"))
+    ext: dict[str, str] = {}
     for prop in data.get("singleValueExtendedProperties") or ():
         kind = _EXT_BY_ID.get(str(prop.get("id", "")).lower()) if isinstance(prop, dict) else None
-        if kind:
-            put(kind, prop.get("value"))
+        if kind and isinstance(prop.get("value"), str) and prop["value"].strip():
+            ext.setdefault(kind, prop["value"])
+    for first, second, values in (("business", "business2", _strings(data.get("businessPhones"))),
+                                  ("home", "home2", _strings(data.get("homePhones")))):
+        if second in ext:  # the slot of the second number is known: the rest is the first
+            rest = list(values)
+            if ext[second].strip() in [v.strip() for v in rest]:
+                rest.pop([v.strip() for v in rest].index(ext[second].strip()))
+            put(first, rest[0] if rest else None)
+        else:
+            for kind, index in ((first, 0), (second, 1)):
+                if index < len(values):
+                    put(kind, values[index])
+    put("mobile", data.get("mobilePhone"))
+    for kind, value in ext.items():
+        put(kind, value)
     numbers = tuple(PhoneNumber(t, found[t]) for t in sorted(found, key=_ORDER.__getitem__))
     emails = tuple(a for a in (_text(e.get("address")) for e in data.get("emailAddresses") or ()
                                if isinstance(e, dict)) if a)
@@ -563,7 +620,8 @@ def _origin(url: str) -> str:
 
 def _retry_exc(rs: RetryCallState) -> _Retry:
     exc = rs.outcome.exception() if rs.outcome else None
-    assert isinstance(exc, _Retry)
+    if not isinstance(exc, _Retry):  # tenacity only retries _Retry
+        raise TypeError(f"unexpected retry outcome {exc!r}")
     return exc
 
 

@@ -1,0 +1,5 @@
+"""CSV import into phonebooks (issue 6): formats, reading, and the import itself."""
+
+from .importer import BookResult, CsvImportError, ImportResult, Problem, import_csv, parse
+
+__all__ = ["BookResult", "CsvImportError", "ImportResult", "Problem", "import_csv", "parse"]
