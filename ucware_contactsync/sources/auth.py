@@ -127,6 +127,11 @@ class TokenProvider:
                 timeout=self.timeout, verify=self.verify,
             )
         except OAuth2Error as exc:
+            if exc.error in ("temporarily_unavailable", "server_error") or \
+                    (exc.status_code or 0) >= 500:
+                raise SourceError(Kind.TRANSIENT, f"the token endpoint {self.token_url} is "
+                                  f"unavailable ({exc.error})", "Entra has an outage or "
+                                  "login_url is wrong; the next run retries") from None
             code, hint = explain(exc.description or str(exc))
             label = f"AADSTS{code}" if code else (exc.error or "error")
             raise SourceError(Kind.AUTH, f"Entra refused the token request ({label})", hint

@@ -12,11 +12,12 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .tenant import Tenant
 
@@ -107,8 +108,7 @@ def _basic_auth(header: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     cid, _, secret = raw.partition(":")
-    from urllib.parse import unquote_plus  # RFC 6749 2.3.1: form-encoded inside Basic
-
+    # RFC 6749 2.3.1: id and secret are form-encoded inside Basic.
     return unquote_plus(cid), unquote_plus(secret)
 
 
@@ -183,13 +183,16 @@ def handle_token_request(tenant: Tenant, tenant_in_path: str, body: bytes,
                            f"The provided request must include a 'scope' input parameter. The "
                            f"provided value for the input parameter 'scope' is not valid. "
                            f"The scope {scope} is not valid.")
-    now = int(time.time())
+    t = time.time()
+    now = int(t)
     claims = {
         "aud": f"{parts.scheme}://{parts.netloc}",
         "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
         "iat": now,
         "nbf": now,
-        "exp": now + lifetime,
+        # Rounded up: requests-oauthlib computes expires_at = round(now) + expires_in, so the
+        # server never rejects a token before the client itself considers it expired.
+        "exp": math.ceil(t + lifetime),
         "appid": app.client_id,
         "app_displayname": app.display_name,
         "idtyp": "app",

@@ -1,5 +1,8 @@
-"""The documented `contactsync -v` over EWS: exchangelib against the fake Exchange Online over
-HTTPS, into SQLite, MariaDB and PostgreSQL."""
+"""The documented `contactsync -v`, over EWS (exchangelib) and over Microsoft Graph, against the
+fake Exchange Online over HTTPS, into SQLite, MariaDB and PostgreSQL.
+
+The app's roles decide the API (api=auto): full_access_as_app only -> EWS, Contacts.Read ->
+Graph; every scenario runs through both."""
 
 from __future__ import annotations
 
@@ -13,6 +16,12 @@ from ucware_contactsync.contact import NUMBER_TYPES
 from ucware_contactsync.testing import generate_tenant, mutate
 
 EWS_ONLY = ("full_access_as_app",)
+ROLES = {"ews": EWS_ONLY, "graph": ("Contacts.Read",)}
+
+
+@pytest.fixture(params=["ews", "graph"])
+def api(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def every_type_numbers() -> dict[str, str]:
@@ -44,18 +53,19 @@ def actual_entries(book: dict) -> dict[str, dict]:
 
 
 @pytest.fixture
-def small_tenant():  # type: ignore[no-untyped-def]
-    return generate_tenant(seed=11, mailboxes=3, contacts_per_mailbox=40, roles=EWS_ONLY)
+def small_tenant(api):  # type: ignore[no-untyped-def]
+    return generate_tenant(seed=11, mailboxes=3, contacts_per_mailbox=40, roles=ROLES[api])
 
 
-def test_first_sync_equals_mailbox(office_factory, small_tenant):
+def test_first_sync_equals_mailbox(office_factory, small_tenant, api):
     mbx = small_tenant.mailbox("anna.berg@contoso.de")
     special = mbx.add_contact(given_name="Jürgen", surname="Weiß-Öztürk", company="Bäckerei Größl",
                               emails=["jürgen@bäckerei.de"], numbers=every_type_numbers())
     office = office_factory(small_tenant)
     r = office.sync("-v")
     assert r.code == 0, r.err
-    assert "EWS in Exchange Online" in r.err  # auto chose EWS: the sunset warning is shown
+    # auto chose by the roles; EWS comes with the sunset warning
+    assert ("EWS in Exchange Online" in r.err) == (api == "ews")
     for email in small_tenant.mailboxes:
         book = office.book(email)
         assert book["source"] == "office365"
@@ -76,7 +86,7 @@ def test_first_sync_equals_mailbox(office_factory, small_tenant):
     assert "3 users synced, 0 failed" in r.err
 
 
-def test_incremental_writes_exactly_the_changes(office_factory, small_tenant):
+def test_incremental_writes_exactly_the_changes(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
     before = {e: actual_entries(office.book(e)) for e in small_tenant.mailboxes}
@@ -93,11 +103,18 @@ def test_incremental_writes_exactly_the_changes(office_factory, small_tenant):
         for k, v in untouched.items():
             if k in after:
                 assert after[k] == v
-    syncs = [q for q in office.fx.requests if q.operation == "SyncFolderItems"]
-    assert syncs, "no SyncFolderItems sent"
-    # every SyncFolderItems carried the stored state: nothing was read from scratch
-    assert all(re.search(r"<m:SyncState>[^<]+</m:SyncState>", q.body) for q in syncs)
-    assert not [q for q in office.fx.requests if q.operation in ("FindItem", "GetItem")]
+    if api == "ews":
+        syncs = [q for q in office.fx.requests if q.operation == "SyncFolderItems"]
+        assert syncs, "no SyncFolderItems sent"
+        # every SyncFolderItems carried the stored state: nothing was read from scratch
+        assert all(re.search(r"<m:SyncState>[^<]+</m:SyncState>", q.body) for q in syncs)
+        assert not [q for q in office.fx.requests if q.operation in ("FindItem", "GetItem")]
+    else:
+        deltas = [q for q in office.fx.requests if q.operation == "delta"]
+        assert deltas and all("$deltatoken" in q.query or "deltatoken" in q.query.lower()
+                              for q in deltas), [q.url for q in deltas]
+        # no listing of whole folders: only the changed items were fetched
+        assert not [q for q in office.fx.requests if q.operation == "contacts"]
 
 
 def test_unchanged_mailbox_writes_nothing(office_factory, small_tenant, database):
@@ -132,7 +149,7 @@ def test_hand_typed_entries_survive_every_run(office_factory, small_tenant):
 
 @pytest.mark.parametrize("kind", ["missing", "denied", "http500"])
 def test_one_failing_mailbox_leaves_its_phonebook_and_others_sync(office_factory, small_tenant,
-                                                                   kind):
+                                                                   kind, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
     bad, good = "juergen.schaefer@contoso.de", "anna.berg@contoso.de"
@@ -145,7 +162,8 @@ def test_one_failing_mailbox_leaves_its_phonebook_and_others_sync(office_factory
     assert actual_entries(office.book(good)) == expected_entries(small_tenant.mailbox(good))
     line = [ln for ln in r.err.splitlines() if bad in ln]
     assert line and "FAILED" in line[0]
-    hint = {"missing": "primary SMTP", "denied": "full_access_as_app", "http500": "retries"}
+    denied = "full_access_as_app" if api == "ews" else "Contacts.Read"
+    hint = {"missing": "primary SMTP", "denied": denied, "http500": "retries"}
     assert hint[kind] in line[0]
     assert "Traceback" not in r.err
 
@@ -169,22 +187,26 @@ def test_bad_secret_exit_2_explained_nothing_changed(office_factory, small_tenan
     assert office.books() == before
 
 
-def test_throttling_ridden_out(office_factory, small_tenant):
+def test_throttling_ridden_out(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
-    office.fx.faults.throttle_ews(count=3, backoff_ms=300)
-    office.fx.faults.throttle_ews_http429(count=2, retry_after=1)
+    if api == "ews":
+        office.fx.faults.throttle_ews(count=3, backoff_ms=300)
+        office.fx.faults.throttle_ews_http429(count=2, retry_after=1)
+    else:
+        office.fx.faults.throttle_graph(count=3, retry_after_s=1)
+        office.fx.faults.throttle_graph(count=2, retry_after_s=1, status=503)
     started = time.monotonic()
     r = office.sync()
     assert r.code == 0, r.err
     assert time.monotonic() - started >= 1.0  # Retry-After honoured
     throttled = [q for q in office.fx.requests if q.fault]
-    assert len(throttled) == 5
+    assert len(throttled) == (5 if api == "ews" else 2)
     for email in small_tenant.mailboxes:
         assert actual_entries(office.book(email)) == expected_entries(small_tenant.mailbox(email))
 
 
-def test_token_expiry_mid_run(office_factory):
-    tenant = generate_tenant(seed=4, mailboxes=2, contacts_per_mailbox=1200, roles=EWS_ONLY)
+def test_token_expiry_mid_run(office_factory, api):
+    tenant = generate_tenant(seed=4, mailboxes=2, contacts_per_mailbox=1200, roles=ROLES[api])
     office = office_factory(tenant)
     office.fx.faults.token_lifetime(4)
     office.fx.faults.slow(0.3)
@@ -198,9 +220,9 @@ def test_token_expiry_mid_run(office_factory):
         assert actual_entries(office.book(email)) == expected_entries(tenant.mailbox(email))
 
 
-def test_dropped_connection_retried(office_factory, small_tenant):
+def test_dropped_connection_retried(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
-    office.fx.faults.drop_connection(2, api="ews")
+    office.fx.faults.drop_connection(2, api=api)
     r = office.sync()
     assert r.code == 0, r.err
     assert len([q for q in office.fx.requests if q.fault]) == 2
@@ -281,7 +303,7 @@ def test_dry_run_writes_nothing(office_factory, small_tenant):
     assert office.books() == []
 
 
-def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant):
+def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
     mutate(small_tenant, seed=8, adds=1, updates=1, deletes=1)
@@ -289,21 +311,24 @@ def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant):
     office.fx.clear_requests()
     r = office.sync("-v")
     assert r.code == 0, r.err
-    assert re.search(r"sophie\.martin@contoso\.de: .*\(full, ews\)", r.err)
-    assert re.search(r"anna\.berg@contoso\.de: .*\(incremental, ews\)", r.err)
+    assert re.search(rf"sophie\.martin@contoso\.de: .*\(full, {api}\)", r.err)
+    assert re.search(rf"anna\.berg@contoso\.de: .*\(incremental, {api}\)", r.err)
     for email in small_tenant.mailboxes:
         assert actual_entries(office.book(email)) == expected_entries(small_tenant.mailbox(email))
-    fresh = [q for q in office.fx.requests if q.operation == "SyncFolderItems"
-             and "<m:SyncState>" not in q.body]
+    if api == "ews":
+        fresh = [q for q in office.fx.requests if q.operation == "SyncFolderItems"
+                 and "<m:SyncState>" not in q.body]
+    else:
+        fresh = [q for q in office.fx.requests if q.operation == "contacts"]
     assert fresh and {q.mailbox for q in fresh} == {"sophie.martin@contoso.de"}
 
 
-def test_full_flag_rereads_everyone(office_factory, small_tenant):
+def test_full_flag_rereads_everyone(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
     r = office.sync("--full", "-v")
     assert r.code == 0
-    assert r.err.count("(full, ews)") == 3
+    assert r.err.count(f"(full, {api})") == 3
 
 
 def test_user_selection_and_reporting(office_factory, small_tenant):
@@ -318,3 +343,39 @@ def test_user_selection_and_reporting(office_factory, small_tenant):
     cli("groups", "add-member", "Kontakte", "nomailbox@contoso.de")
     r = office.sync("--user", "nomailbox@contoso.de")
     assert r.code == 1 and "primary SMTP" in r.err
+
+
+def test_token_endpoint_down_fails_cleanly(office_factory, small_tenant):
+    office = office_factory(small_tenant)
+    assert office.sync().code == 0
+    before = office.books()
+    mutate(small_tenant, seed=12, adds=2, updates=2, deletes=2)
+    office.fx.faults.token_endpoint_down(True)
+    r = office.sync()
+    assert r.code == 1, r.err
+    assert "token endpoint" in r.err and "next run retries" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert office.books() == before
+
+
+def test_token_endpoint_down_mid_run_never_hangs(office_factory, api):
+    """Tokens expire during the run and the endpoint is gone: users fail, the run ends."""
+    tenant = generate_tenant(seed=14, mailboxes=3, contacts_per_mailbox=700, roles=ROLES[api])
+    office = office_factory(tenant)
+    office.fx.faults.token_lifetime(4)
+    office.fx.faults.slow(0.25)
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(r=office.sync()), daemon=True)
+    t.start()
+    time.sleep(1.0)  # first tokens issued, reads under way
+    office.fx.faults.token_endpoint_down(True)
+    t.join(90)
+    assert not t.is_alive(), "the sync hung after the token endpoint failed"
+    r = result["r"]
+    assert r.code in (0, 1), r.err
+    assert "Traceback" not in r.err
+    office.fx.faults.reset()
+    r = office.sync()
+    assert r.code == 0, r.err  # and the next run recovers
+    for email in tenant.mailboxes:
+        assert actual_entries(office.book(email)) == expected_entries(tenant.mailbox(email))
