@@ -41,3 +41,24 @@ def test_missing_app_keys_is_config_error(cli, admin_setup):
     admin_setup("a@x.de")
     r = cli("check")
     assert r.code == 2 and "tenant_id" in r.err and "configure" in r.err
+
+
+def test_on_premises_service_account_refused(office_factory):
+    """office365=false: EWS with a service account (NTLM); a refusal names the keys to fix."""
+    tenant = generate_tenant(seed=3, mailboxes=1, contacts_per_mailbox=2,
+                             roles=("full_access_as_app",))
+    office = office_factory(tenant)
+    cli = office.cli
+    assert cli("config", "set", "office365", "false").code == 0
+    r = cli("check")
+    assert r.code == 2 and "ews_username and ews_password" in r.out + r.err
+    assert "unexpected" not in r.err
+    assert cli("config", "set", "ews_username", "CONTOSO\\svc-ucware").code == 0
+    assert cli("config", "set", "ews_password", "Pa55-word!x").code == 0
+    r = cli("check")
+    assert "api: ews — office365=false" in r.out
+    r = office.sync()
+    assert r.code == 2, r.err
+    assert "check ews_username and ews_password" in r.err
+    assert "Pa55-word!x" not in r.out + r.err
+    assert office.books() == []

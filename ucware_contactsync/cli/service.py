@@ -49,7 +49,10 @@ def check(args: argparse.Namespace) -> int:
     if tokens is not None:
         roles = ", ".join(sorted(tokens.roles())) or "none"
         _out(f"token: ok (roles: {roles})")
-    source = open_source(conf, choice, include_subfolders=conf.subfolders)
+    try:
+        source = open_source(conf, choice, include_subfolders=conf.subfolders)
+    except SourceError as exc:
+        raise source_error(exc) from None
     with database.session() as s:
         users = directory.selected_users(s)
         only = {u.lower() for u in args.user}
