@@ -125,3 +125,27 @@ def test_selected_users_param_case_insensitive(database):
         directory.add_member(s, "Off", "c@x.de")
     with database.session() as s:
         assert [u.email for u in directory.selected_users(s)] == ["a@x.de", "b@x.de"]
+
+
+def test_diff_rules():
+    from ucware_contactsync.phonebook import ExistingEntry, diff_changes, diff_full
+
+    a = Contact(display_name="A", source_id="1", numbers=(PhoneNumber("mobile", "1"),))
+    a2 = Contact(display_name="A2", source_id="1", numbers=(PhoneNumber("mobile", "1"),))
+    b = Contact(display_name="B", source_id="2")
+    existing = {"1": ExistingEntry(10, "1", a.content_hash(), None, "A"),
+                "3": ExistingEntry(30, "3", "x", None, "C")}
+    d = diff_full(existing, [a, b])
+    assert (d.adds, [e.id for e in d.removes], d.unchanged) == ([b], [30], 1)
+    # incremental: create + update of one item in one read -> the later copy wins
+    d = diff_changes(existing, [a, a2, b], deletes=["3", "9"])
+    assert [c.display_name for _, c in d.updates] == ["A2"]
+    assert d.adds == [b] and [e.id for e in d.removes] == [30] and d.unchanged == 0
+    # an id seen as deleted and created in the same read (a move) stays
+    d = diff_changes(existing, [a], deletes=["1"])
+    assert d.removes == [] and d.unchanged == 2
+    # a relinked id: same content under a new id updates the old entry
+    moved = Contact(display_name="C", source_id="new")
+    existing = {"old": ExistingEntry(5, "old", moved.content_hash(), None, "C")}
+    d = diff_full(existing, [moved])
+    assert d.adds == [] and d.removes == [] and d.updates[0][0].id == 5

@@ -71,22 +71,29 @@ def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[s
     return {r.source_id: ExistingEntry(*r) for r in rows}
 
 
-def diff_full(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]) -> Diff:
-    """Diff for a complete view of the source: what is not in ``contacts`` is removed."""
-    diff = Diff()
-    seen: set[str] = set()
+def _classify(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]
+              ) -> tuple[Diff, set[str]]:
+    """Adds, updates and unchanged for ``contacts``; the ids seen. A later copy of the same
+    item wins (an incremental read may carry a create and an update of one item)."""
+    latest: dict[str, Contact] = {}
     for c in contacts:
         assert c.source_id is not None
-        if c.source_id in seen:
-            continue
-        seen.add(c.source_id)
-        old = existing.get(c.source_id)
+        latest[c.source_id] = c
+    diff = Diff()
+    for sid, c in latest.items():
+        old = existing.get(sid)
         if old is None:
             diff.adds.append(c)
         elif old.content_hash != c.content_hash():
             diff.updates.append((old, c))
         else:
             diff.unchanged += 1
+    return diff, set(latest)
+
+
+def diff_full(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]) -> Diff:
+    """Diff for a complete view of the source: what is not in ``contacts`` is removed."""
+    diff, seen = _classify(existing, contacts)
     diff.removes = [e for sid, e in existing.items() if sid not in seen]
     _relink(diff)
     return diff
@@ -116,21 +123,10 @@ def _relink(diff: Diff) -> None:
 
 def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],
                  deletes: Iterable[str]) -> Diff:
-    """Diff for an incremental read: only the named items change."""
-    diff = Diff()
-    gone = set(deletes)
-    for c in upserts:
-        assert c.source_id is not None
-        gone.discard(c.source_id)
-        old = existing.get(c.source_id)
-        if old is None:
-            diff.adds.append(c)
-        elif old.content_hash != c.content_hash():
-            diff.updates.append((old, c))
-        else:
-            diff.unchanged += 1
-    diff.removes = [existing[sid] for sid in gone if sid in existing]
-    diff.unchanged += len(existing) - len(diff.updates) - len(diff.removes) - diff.unchanged
+    """Diff for an incremental read: only the named items change; the rest is unchanged."""
+    diff, seen = _classify(existing, upserts)
+    diff.removes = [existing[sid] for sid in set(deletes) - seen if sid in existing]
+    diff.unchanged = len(existing) - len(diff.updates) - len(diff.removes)
     return diff
 
 
