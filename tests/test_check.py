@@ -19,12 +19,16 @@ def test_check_ews_only_app(office_factory):
     assert office.app.secret not in r.out + r.err
 
 
-def test_check_no_permission_at_all(office_factory):
+def test_check_no_roles_in_token_tries_graph(office_factory):
+    """No role visible (nothing granted, or RBAC for Applications): Graph, with a warning;
+    the mailboxes then say what is missing."""
     tenant = generate_tenant(seed=3, mailboxes=1, contacts_per_mailbox=1, roles=())
     office = office_factory(tenant)
     r = office.cli("check")
-    assert r.code == 2
-    assert "neither Contacts.Read" in r.out + r.err
+    assert r.code == 1, r.out + r.err
+    assert "api: graph — api=auto and the token carries no roles" in r.out
+    assert "RBAC for Applications" in r.out
+    assert "anna.berg@contoso.de: FAILED (access denied)" in r.out and "Contacts.Read" in r.out
 
 
 def test_check_wrong_tenant(office_factory):

@@ -300,6 +300,7 @@ def test_dry_run_writes_nothing(office_factory, small_tenant):
     r = office.sync("--dry-run", "-v")
     assert r.code == 0, r.err
     assert "would be:" in r.err and re.search(r"^anna\.berg@contoso\.de: \+ ", r.err, re.M)
+    assert "dry run via" in r.err and "nothing written" in r.err
     assert office.books() == []
 
 
@@ -379,3 +380,16 @@ def test_token_endpoint_down_mid_run_never_hangs(office_factory, api):
     assert r.code == 0, r.err  # and the next run recovers
     for email in tenant.mailboxes:
         assert actual_entries(office.book(email)) == expected_entries(tenant.mailbox(email))
+
+
+def test_new_phonebook_title_gets_a_full_read(office_factory, small_tenant, api):
+    office = office_factory(small_tenant)
+    assert office.sync().code == 0
+    assert office.cli("config", "set", "phonebookname", "Outlook").code == 0
+    r = office.sync("-v")
+    assert r.code == 0 and r.err.count(f"(full, {api})") == 3, r.err
+    for email in small_tenant.mailboxes:
+        outlook = [b for b in office.books(email) if b["name"] == "Outlook"][0]
+        assert actual_entries(outlook) == expected_entries(small_tenant.mailbox(email))
+    r = office.sync("-v")
+    assert r.err.count(f"(incremental, {api})") == 3

@@ -77,6 +77,9 @@ def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
     kwargs: dict = {"future": True}
     backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "mysql", "mariadb", "postgresql"):
+        raise UsageError(f"unsupported database {backend!r}",
+                         "use sqlite://, mysql+pymysql:// (MariaDB) or postgresql+psycopg://")
     if backend == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):

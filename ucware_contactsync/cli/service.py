@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import directory, logs
-from ..errors import EXIT_OK, EXIT_PARTIAL
+from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
 from ..sources import Kind, SourceError, choose, open_source
 from .common import load_settings, open_db
 from .synccmd import source_error
@@ -60,6 +60,7 @@ def check(args: argparse.Namespace) -> int:
     if not targets:
         _out("mailboxes: none selected — add users to a group with ews_synccontacts=true")
     failed = 0
+    auth_failed = False
     try:
         for email, name in targets:
             if not email:
@@ -71,10 +72,13 @@ def check(args: argparse.Namespace) -> int:
                 failed += 1
                 _out(f"  {email}: FAILED ({exc.kind.value}): {exc}")
                 if exc.kind is Kind.AUTH:
+                    auth_failed = True
                     break
             else:
                 _out(f"  {email}: ok")
     finally:
         source.close()
     _out(f"phonebook title: {conf.phonebookname!r}; {len(targets)} mailboxes, {failed} failed")
+    if auth_failed:
+        return EXIT_CONFIG  # like sync: the credentials, not a mailbox, are wrong
     return EXIT_PARTIAL if failed else EXIT_OK

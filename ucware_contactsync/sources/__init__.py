@@ -64,10 +64,15 @@ def choose(s: Settings) -> Choice:
     if EWS_ROLE in ews.roles():
         return Choice("ews", "api=auto and the app holds only full_access_as_app (EWS)",
                       warning=EWS_SUNSET, ews_tokens=ews)
-    raise SourceError(Kind.AUTH, "the app holds neither Contacts.Read (Microsoft Graph) nor "
-                      "full_access_as_app (EWS)",
-                      "in Entra > App registrations > API permissions add the application "
-                      "permission Microsoft Graph > Contacts.Read and grant admin consent")
+    # No role in either token: either nothing is granted yet, or Exchange Online RBAC for
+    # Applications grants Contacts.Read inside Exchange, which tokens do not show. Graph is
+    # the only API with a future; a missing grant shows up per mailbox as "access denied".
+    return Choice("graph", "api=auto and the token carries no roles (none granted in Entra; "
+                  "RBAC for Applications grants are not visible in tokens)",
+                  warning="the app's token holds neither Contacts.Read nor full_access_as_app: "
+                  "if no RBAC for Applications role assignment grants Contacts.Read, add the "
+                  "application permission Microsoft Graph > Contacts.Read with admin consent",
+                  graph_tokens=graph)
 
 
 def open_source(s: Settings, choice: Choice, include_subfolders: bool = True) -> ContactSource:

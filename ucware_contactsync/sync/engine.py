@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .. import directory, logs
 from ..db import Database
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
-from ..model import SyncState, User, utcnow
+from ..model import Phonebook, SyncState, User, utcnow
 from ..phonebook import Diff, apply, diff_changes, diff_full, ensure_phonebook, existing_entries
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
@@ -45,6 +45,7 @@ class RunResult:
     users: list[UserResult] = field(default_factory=list)
     aborted: str = ""
     seconds: float = 0.0
+    dry_run: bool = False
 
     @property
     def failed(self) -> list[UserResult]:
@@ -62,7 +63,12 @@ class RunResult:
         adds = sum(len(u.diff.adds) for u in ok if u.diff)
         upd = sum(len(u.diff.updates) for u in ok if u.diff)
         rem = sum(len(u.diff.removes) for u in ok if u.diff)
-        return (f"sync via {self.api}: {len(ok)} users synced, {len(self.failed)} failed, "
+        users = "user" if len(ok) == 1 else "users"
+        if self.dry_run:
+            return (f"dry run via {self.api}, nothing written: {len(ok)} {users} read, "
+                    f"{len(self.failed)} failed, {len(skipped)} skipped; would be {adds} added, "
+                    f"{upd} updated, {rem} removed in {self.seconds:.1f} s")
+        return (f"sync via {self.api}: {len(ok)} {users} synced, {len(self.failed)} failed, "
                 f"{len(skipped)} skipped; {adds} added, {upd} updated, {rem} removed "
                 f"in {self.seconds:.1f} s")
 
@@ -103,9 +109,16 @@ class SyncEngine:
         return chosen
 
     def _states(self, user_id: int) -> dict[str, str]:
+        """Stored states, unless a full read is due: --full, or no synced phonebook under the
+        current title yet (first run, phonebookname changed, phonebook deleted by hand)."""
         if self.full:
             return {}
         with self.db.session() as s:
+            book = s.scalar(select(Phonebook).where(Phonebook.owner_id == user_id,
+                                                    Phonebook.title == self.settings.phonebookname,
+                                                    Phonebook.source == ORIGIN))
+            if book is None:
+                return {}
             rows = s.scalars(select(SyncState).where(SyncState.user_id == user_id,
                                                      SyncState.api == self.source.api))
             return {r.folder_id: r.state for r in rows}
@@ -114,7 +127,7 @@ class SyncEngine:
 
     def run(self) -> RunResult:
         started = time.monotonic()
-        result = RunResult(api=self.source.api)
+        result = RunResult(api=self.source.api, dry_run=self.dry_run)
         users = self._select(result)
         workers = max(1, min(self.settings.max_workers, len(users) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox") as pool:
