@@ -23,6 +23,20 @@ from ucware_contactsync.cli import main
 from ucware_contactsync.db import Database
 from ucware_contactsync.model import Base
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Lock files and default databases of tests never land in an installed package's
+    /var/lib/ucware-contactsync (tests run as root there)."""
+    old = os.environ.get("CONTACTSYNC_STATE_DIR")
+    os.environ["CONTACTSYNC_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("CONTACTSYNC_STATE_DIR", None)
+    else:
+        os.environ["CONTACTSYNC_STATE_DIR"] = old
+
+
 SERVERS = {
     "mariadb": os.environ.get("CONTACTSYNC_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306"),
     "postgresql": os.environ.get("CONTACTSYNC_TEST_POSTGRESQL",

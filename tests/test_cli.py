@@ -166,3 +166,21 @@ def test_same_program_three_ways(tmp_path):
         assert r.returncode == 0, r.stderr
         r = subprocess.run([*cmd, "--help"], capture_output=True, text=True, cwd=ROOT)
         assert "import-csv" in r.stdout and "lookup" in r.stdout
+
+
+def test_journal_priorities_when_stderr_is_the_journal(tmp_path):
+    """Under systemd (JOURNAL_STREAM names stderr) lines carry <prio> prefixes, no syslog copy."""
+    import os
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    err_path = tmp_path / "stderr"
+    with open(err_path, "w") as err:
+        st = os.fstat(err.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        subprocess.run([sys.executable, "-m", "ucware_contactsync", "--db", url, "db", "init"],
+                       stderr=err, env=env, cwd=ROOT, check=True)
+        r = subprocess.run([sys.executable, "-m", "ucware_contactsync", "--db", url, "config",
+                            "set", "api", "soap"], stderr=err, env=env, cwd=ROOT)
+    assert r.returncode == 2
+    lines = err_path.read_text().splitlines()
+    assert lines[0].startswith("<5>schema of") and lines[1].startswith("<3>error: invalid value")

@@ -46,8 +46,13 @@ def resolve_url(cli_url: str | None) -> str:
         return os.environ[ENV_URL]
     try:
         text = URL_FILE.read_text(encoding="utf-8").strip()
-    except OSError:
+    except FileNotFoundError:
         text = ""
+    except OSError as exc:
+        # Never fall back silently to another database when the package's one is configured.
+        raise DatabaseError(f"cannot read {URL_FILE}: {exc.strerror}",
+                            "run as the service user (sudo -u ucservices ...) or give --db URL"
+                            ) from None
     return text or default_url()
 
 

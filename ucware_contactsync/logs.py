@@ -39,6 +39,27 @@ class RedactFilter(logging.Filter):
         return True
 
 
+def _stderr_is_journal() -> bool:
+    """systemd sets JOURNAL_STREAM to "dev:inode" of the stream it connected to the journal."""
+    want = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(want) and want == f"{st.st_dev}:{st.st_ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefix sd-daemon priorities so that `journalctl -p err` finds the failures."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, NOTICE: 5, logging.WARNING: 4,
+                logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = self.PRIORITY.get(record.levelno, 6)
+        return "\n".join(f"<{prio}>{line}" for line in super().format(record).splitlines())
+
+
 def setup(verbosity: int, quiet: bool) -> None:
     """verbosity 0: summary and failures; 1 (-v): a line per user; 2 (-vv): debug."""
     level = logging.ERROR if quiet else (logging.INFO if verbosity >= 1 else NOTICE)
@@ -52,8 +73,9 @@ def setup(verbosity: int, quiet: bool) -> None:
 
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbosity >= 2 else level)
-    stderr.setFormatter(logging.Formatter("%(message)s" if verbosity < 2
-                                          else "%(asctime)s %(name)s %(levelname)s %(message)s"))
+    fmt = "%(message)s" if verbosity < 2 else "%(asctime)s %(name)s %(levelname)s %(message)s"
+    journal = _stderr_is_journal()
+    stderr.setFormatter(JournalFormatter(fmt) if journal else logging.Formatter(fmt))
     stderr.addFilter(RedactFilter())
     ours.addHandler(stderr)
 
@@ -61,8 +83,8 @@ def setup(verbosity: int, quiet: bool) -> None:
         root.setLevel(logging.DEBUG)
         root.addHandler(stderr)
 
-    # Under systemd stderr already goes to the journal (JOURNAL_STREAM is set): no second copy.
-    if (not sys.stderr.isatty() and not os.environ.get("JOURNAL_STREAM")
+    # Under systemd stderr already goes to the journal: no second copy through syslog.
+    if (not sys.stderr.isatty() and not journal
             and os.environ.get("CONTACTSYNC_SYSLOG", "1") != "0"):
         _add_syslog(ours)
 
