@@ -18,7 +18,8 @@ _secrets: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    if value and len(value) >= 4:
+    # Very short values are not redacted: they would blank ordinary words in messages.
+    if value and len(value) >= 6:
         _secrets.add(value)
 
 
