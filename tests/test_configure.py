@@ -1,22 +1,19 @@
 """configure: the installer's questions on a real (pseudo-)terminal, and ``--batch`` on stdin.
 
-The interactive runs go through ``pty.fork`` so the program has a controlling terminal, as an
-admin's ssh session does: getpass switches echo off there, and everything the terminal shows
-(prompts, echoed input, stdout and stderr) ends up in the transcript we check.
+The interactive runs go through a pseudo-terminal (tests/terminal.py, pexpect) so the program
+has a controlling terminal, as an admin's ssh session does: getpass switches echo off there,
+and everything the terminal shows ends up in the transcript we check.
 """
 
 from __future__ import annotations
 
 import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from terminal import Terminal
 
 from ucware_contactsync import settings
 from ucware_contactsync.db import Database
@@ -36,76 +33,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-class Terminal:
-    """A child process on a pseudo-terminal; ``expect`` waits for text, ``send`` types."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # child: the pty is its controlling terminal
-            try:
-                # As in an admin's shell, Ctrl-C interrupts (a CI runner or a background job
-                # may have handed SIGINT down as ignored).
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                os.execvpe(argv[0], argv, _env())
-            finally:
-                os._exit(127)
-        self.buf = b""
-        self.pos = 0
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.fd, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            return False
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    def expect(self, text: str, timeout: float = 30) -> None:
-        needle = text.encode()
-        deadline = time.monotonic() + timeout
-        while needle not in self.buf[self.pos:]:
-            if time.monotonic() > deadline or not self._read(0.2):
-                self.kill()
-                raise AssertionError(f"did not see {text!r}; terminal so far:\n{self.text}")
-        self.pos = self.buf.index(needle, self.pos) + len(needle)
-
-    def send(self, line: str) -> None:
-        os.write(self.fd, (line + "\n").encode())
-
-    def kill(self) -> None:
-        """End the child and everything it started (it leads its own session)."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def wait(self, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._read(0.2):
-            pass
-        for _ in range(int(timeout * 10)):
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"configure did not finish; terminal:\n{self.text}")
-
-    @property
-    def text(self) -> str:
-        return self.buf.decode(errors="replace")
-
-
 def _configure(url: str, *extra: str) -> Terminal:
     # -vvv: debug logging of everything, the libraries included; a secret must not leak there
     return Terminal([sys.executable, "-m", "ucware_contactsync", "-vvv", "--db", url,
-                     "configure", *extra])
+                     "configure", *extra], _env())
 
 
 def _stored(url: str) -> dict[str, str]:
@@ -227,7 +158,7 @@ def test_ctrl_c_saves_nothing(fresh_url: str) -> None:
     t.expect("Directory (tenant) ID: ")
     t.send(TENANT)
     t.expect("Application (client) ID: ")
-    os.write(t.fd, b"\x03")  # Ctrl-C
+    t.interrupt()  # Ctrl-C
     assert t.wait() == 130, t.text
     assert "tenant_id" not in _stored(fresh_url)
 

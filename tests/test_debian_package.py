@@ -16,11 +16,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import pty
 import pwd
-import select
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -30,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from terminal import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = "ucware-contactsync"
@@ -343,61 +341,6 @@ def test_reconfigure_keeps_the_secret_and_the_admins_key_changes(installed: str)
     ok(as_service("config", "set", "client_id", CLIENT_ID))
 
 
-class Terminal:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in an admin's shell
-                os.chdir("/")
-                os.execvpe(argv[0], argv, env)
-            finally:
-                os._exit(127)
-        self.buf = b""
-        self.pos = 0
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.fd, 4096)
-        except OSError:
-            return False
-        self.buf += data
-        return bool(data)
-
-    def expect(self, text: str, timeout: float = 60) -> None:
-        needle = text.encode()
-        deadline = time.monotonic() + timeout
-        while needle not in self.buf[self.pos:]:
-            if time.monotonic() > deadline or not self._read(0.2):
-                self.kill()
-                raise AssertionError(f"did not see {text!r}:\n{self.buf.decode(errors='replace')}")
-        self.pos = self.buf.index(needle, self.pos) + len(needle)
-
-    def send(self, line: str) -> None:
-        os.write(self.fd, (line + "\n").encode())
-
-    def kill(self) -> None:
-        """End the child and everything it started (it leads its own session)."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def wait(self, timeout: float = 120) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._read(0.2):
-            pass
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"did not finish:\n{self.buf.decode(errors='replace')}")
 
 
 def test_interactive_dpkg_reconfigure_checks_answers_and_hides_the_secret(
@@ -420,7 +363,7 @@ def test_interactive_dpkg_reconfigure_checks_answers_and_hides_the_secret(
     t.expect("Secret:")
     t.send(new_secret)
     code = t.wait()
-    transcript = t.buf.decode(errors="replace")
+    transcript = t.text
     assert code == 0, transcript
     assert new_secret not in transcript and SECRET not in transcript
     kv = _kv()
