@@ -305,3 +305,19 @@ def test_line_numbers_count_physical_lines_of_multiline_cells(users, tmp_path: P
     assert r.code == 2
     assert "line 2: no user with e-mail nobody@contoso.de (and 2 more lines)" in r.err, r.err
     assert show(cli).strip() == "[]"
+
+
+def test_import_waits_for_no_one_and_exits_75_while_a_sync_holds_the_lock(cli, db_url, tmp_path,
+                                                                           monkeypatch):
+    from ucware_contactsync.sync.lock import RunLock
+
+    monkeypatch.setenv("CONTACTSYNC_LOCK_DIR", str(tmp_path))
+    assert cli("users", "add", "anna@example.de").code == 0
+    f = tmp_path / "k.csv"
+    f.write_text("display_name,mobile\nAnna Test,0171 1234567\n", encoding="utf-8")
+    with RunLock(db_url):
+        r = cli("import-csv", str(f), "--user", "anna@example.de", "--phonebook", "Kunden")
+        assert r.code == 75 and "another sync is running" in r.err
+        assert cli("import-csv", str(f), "--user", "anna@example.de", "--phonebook", "Kunden",
+                   "--dry-run").code == 0
+    assert cli("import-csv", str(f), "--user", "anna@example.de", "--phonebook", "Kunden").code == 0

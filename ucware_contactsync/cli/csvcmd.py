@@ -4,10 +4,12 @@ docs/csv-format.md."""
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from .. import logs
 from ..csvimport import import_csv as run_import
 from ..errors import EXIT_OK
+from ..sync.lock import RunLock
 from .common import open_db
 
 log = logs.get("csv")
@@ -24,9 +26,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def import_csv(args: argparse.Namespace) -> int:
     database = open_db(args)
+    # Same lock as the sync: an import never writes while the nightly run does.
     try:
-        result = run_import(database, args.file, user=args.user, phonebook=args.phonebook,
-                            dry_run=args.dry_run)
+        with nullcontext() if args.dry_run else RunLock(database.url):
+            result = run_import(database, args.file, user=args.user, phonebook=args.phonebook,
+                                dry_run=args.dry_run)
     finally:
         database.dispose()
     log.info("%s: %s, %s, %s-separated, %d rows", result.path, result.format, result.encoding,
