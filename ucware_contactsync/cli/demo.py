@@ -13,9 +13,9 @@ from ..contact import Contact, PhoneNumber
 from ..db import Database
 from ..errors import EXIT_OK
 from ..lookup import lookup
-from ..sources import choose, open_source
 from ..sync.engine import SyncEngine
 from ..testing import FakeExchange, generate_tenant, mutate
+from .synccmd import chosen_source
 
 GROUP = "Outlook-Kontakte"
 
@@ -27,9 +27,8 @@ def _say(text: str = "") -> None:
 def _sync(database: Database, label: str) -> int:
     with database.session() as s:
         conf = settings.load(s)
-    choice = choose(conf)
+    choice, source = chosen_source(conf)
     _say(f"\n== {label}: using {choice.api} ({choice.reason})")
-    source = open_source(conf, choice, include_subfolders=conf.subfolders)
     try:
         result = SyncEngine(database, conf, source).run()
     finally:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from .. import directory, logs
-from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
-from ..sources import Kind, SourceError, choose, open_source
+from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, ContactSyncError
+from ..sources import Kind, SourceError
 from .common import load_settings, open_db
-from .synccmd import source_error
+from .synccmd import chosen_source
 
 log = logs.get("check")
 
@@ -38,10 +38,10 @@ def check(args: argparse.Namespace) -> int:
     conf = load_settings(database)
     _out(f"database: ok ({database.engine.url.get_backend_name()})")
     try:
-        choice = choose(conf)
-    except SourceError as exc:
+        choice, source = chosen_source(conf)
+    except ContactSyncError as exc:
         _out(f"token: FAILED: {exc}")
-        raise source_error(exc) from None
+        raise
     _out(f"api: {choice.api} — {choice.reason}")
     if choice.warning:
         _out(f"warning: {choice.warning}")
@@ -49,10 +49,6 @@ def check(args: argparse.Namespace) -> int:
     if tokens is not None:
         roles = ", ".join(sorted(tokens.roles())) or "none"
         _out(f"token: ok (roles: {roles})")
-    try:
-        source = open_source(conf, choice, include_subfolders=conf.subfolders)
-    except SourceError as exc:
-        raise source_error(exc) from None
     with database.session() as s:
         users = directory.selected_users(s)
         only = {u.lower() for u in args.user}

@@ -7,7 +7,8 @@ from contextlib import nullcontext
 
 from .. import logs
 from ..errors import EXIT_PARTIAL, AuthError, ContactSyncError
-from ..sources import Kind, SourceError, choose, open_source
+from ..settings import Settings
+from ..sources import Choice, ContactSource, Kind, SourceError, choose, open_source
 from ..sync.engine import SyncEngine, log_result
 from ..sync.lock import RunLock
 from .common import load_settings, open_db
@@ -40,23 +41,25 @@ def source_error(exc: SourceError) -> ContactSyncError:
     return err
 
 
+def chosen_source(conf: Settings) -> tuple[Choice, ContactSource]:
+    """The API to use (key ``api``, the token's roles) and its source, or an error to exit on."""
+    try:
+        choice = choose(conf)
+        return choice, open_source(conf, choice, include_subfolders=conf.subfolders)
+    except SourceError as exc:
+        raise source_error(exc) from None
+
+
 def sync(args: argparse.Namespace) -> int:
     database = open_db(args)
     conf = load_settings(database)
     # A dry run writes nothing, so it may run beside the nightly job.
     with nullcontext() if args.dry_run else RunLock(database.url):
-        try:
-            choice = choose(conf)
-        except SourceError as exc:
-            raise source_error(exc) from None
+        choice, source = chosen_source(conf)
         log.info("using %s: %s", "Microsoft Graph" if choice.api == "graph" else "EWS",
                  choice.reason)
         if choice.warning:
             log.warning("warning: %s", choice.warning)
-        try:
-            source = open_source(conf, choice, include_subfolders=conf.subfolders)
-        except SourceError as exc:
-            raise source_error(exc) from None
         try:
             result = SyncEngine(database, conf, source, only_users=args.user,
                                 dry_run=args.dry_run, full=args.full, force=args.force).run()

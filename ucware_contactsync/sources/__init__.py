@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..settings import Settings
 from .auth import TokenProvider, scope_for
 from .base import ContactSource, Kind, MailboxRead, SourceError
@@ -35,8 +36,6 @@ def _tokens(s: Settings, api_url: str) -> TokenProvider:
 
 
 def _require_app(s: Settings) -> None:
-    from ..errors import ConfigError
-
     for key in ("tenant_id", "client_id", "client_secret"):
         if not getattr(s, key):
             raise ConfigError(f"key {key!r} is not set",

@@ -20,7 +20,7 @@ import requests
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from .base import Kind, SourceError
+from .base import HINT_TLS, Kind, SourceError, first_line
 
 # AADSTS code -> what the admin has to do.
 ENTRA_ERRORS: dict[str, str] = {
@@ -137,12 +137,12 @@ class TokenProvider:
             raise SourceError(Kind.AUTH, f"Entra refused the token request ({label})", hint
                               ) from None
         except requests.exceptions.SSLError as exc:
-            raise SourceError(Kind.AUTH, f"TLS error talking to {self.token_url}: {_first(exc)}",
-                              "if the server uses a private CA, set ca_bundle to its PEM file"
-                              ) from None
+            raise SourceError(Kind.AUTH,
+                              f"TLS error talking to {self.token_url}: {first_line(exc)}",
+                              HINT_TLS) from None
         except (requests.RequestException, ValueError) as exc:
             raise SourceError(Kind.TRANSIENT, f"the token endpoint {self.token_url} failed: "
-                              f"{_first(exc)}", "check network access to login_url; the next "
+                              f"{first_line(exc)}", "check network access to login_url; the next "
                               "run retries") from None
         finally:
             session.close()
@@ -151,8 +151,3 @@ class TokenProvider:
         token["expires_at_real"] = float(token.get("expires_at") or
                                          time.time() + float(token.get("expires_in", 3600)))
         return token
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

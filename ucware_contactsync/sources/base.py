@@ -12,12 +12,22 @@ that mailbox with a full read, every other kind fails only that mailbox.
 
 from __future__ import annotations
 
+import email.utils
 import enum
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import requests
+
 from ..contact import Contact
+
+# Hints shared by the sources (each says what the admin does about it).
+HINT_MISSING = ("the user's e-mail on the UC server must equal the primary SMTP address of "
+                "the mailbox")
+HINT_TLS = "if the server uses a private CA, set ca_bundle to its PEM file"
+HINT_THROTTLED = "the next run continues; lower max_workers if this repeats"
 
 
 class Kind(enum.Enum):
@@ -89,3 +99,25 @@ def canonical_id(item_id: str) -> str:
     store the Graph spelling, so switching a tenant from EWS to Graph keeps every entry.
     """
     return item_id.replace("+", "-").replace("/", "_")
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text, for one-line messages."""
+    text = str(exc).strip().splitlines()
+    return text[0][:limit] if text else type(exc).__name__
+
+
+def retry_after(resp: requests.Response) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), None if absent or garbled."""
+    raw = (resp.headers.get("Retry-After") or "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

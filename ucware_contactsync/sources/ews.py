@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import requests
 from exchangelib import (
-    DELEGATE,
     IMPERSONATION,
     NTLM,
     OAUTH2,
@@ -50,7 +49,18 @@ from tenacity.stop import stop_base
 from ..contact import EWS_LABELS, NUMBER_TYPES, Contact, PhoneNumber
 from ..settings import Settings
 from .auth import TokenProvider, scope_for
-from .base import ContactSource, Kind, MailboxRead, SourceError, canonical_id
+from .base import (
+    HINT_MISSING,
+    HINT_THROTTLED,
+    HINT_TLS,
+    ContactSource,
+    Kind,
+    MailboxRead,
+    SourceError,
+    canonical_id,
+    first_line,
+    retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +93,9 @@ class _RetryPolicy(FailFast):
     def raise_response_errors(self, response: requests.Response) -> None:
         if response.status_code == 429:
             raise ews_errors.ErrorServerBusy(
-                "HTTP 429 Too Many Requests", back_off=_retry_after(response)
+                "HTTP 429 Too Many Requests", back_off=max(1.0, retry_after(response) or 5.0)
             )
         super().raise_response_errors(response)
-
-
-def _retry_after(response: requests.Response) -> float:
-    try:
-        return max(1.0, float(response.headers.get("Retry-After", "5")))
-    except ValueError:
-        return 5.0
 
 
 class _ProviderCredentials(OAuth2Credentials):
@@ -202,8 +205,8 @@ class EwsSource(ContactSource):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _account(self, mailbox: str) -> Account:
-        return Account(mailbox, access_type=IMPERSONATION if self.tokens or self.on_premises
-                       else DELEGATE, config=self.config, autodiscover=False)
+        return Account(mailbox, access_type=IMPERSONATION, config=self.config,
+                       autodiscover=False)
 
     def _call(self, mailbox: str, deadline: float, fn: Callable[[], T]) -> T:
         """Run one request (or page) with retries; translate what is left into SourceError."""
@@ -229,8 +232,7 @@ class EwsSource(ContactSource):
     def _translate(self, mailbox: str, exc: Exception) -> SourceError:
         if isinstance(exc, ews_errors.ErrorNonExistentMailbox):
             return SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} does not exist",
-                               "the user's e-mail on the UC server must equal the primary SMTP "
-                               "address of the mailbox")
+                               HINT_MISSING)
         if isinstance(exc, ews_errors.ErrorImpersonateUserDenied | ews_errors.ErrorAccessDenied):
             hint = ("give the service account the ApplicationImpersonation role"
                     if self.on_premises else
@@ -246,17 +248,16 @@ class EwsSource(ContactSource):
             return SourceError(Kind.AUTH, f"EWS refused the credentials for {mailbox}", hint)
         if isinstance(exc, ews_errors.ErrorServerBusy):
             return SourceError(Kind.THROTTLED, f"Exchange kept throttling {mailbox} for "
-                               f"{self.max_wait:.0f} s", "the next run continues; lower "
-                               "max_workers if this repeats")
+                               f"{self.max_wait:.0f} s", HINT_THROTTLED)
         if isinstance(exc, requests.exceptions.SSLError) or (
                 isinstance(exc, ews_errors.TransportError)
                 and ("SSL" in str(exc) or "certificate" in str(exc).lower())):
             return SourceError(Kind.TRANSIENT, f"TLS error talking to {self.settings.ews_url}",
-                               "if the server uses a private CA, set ca_bundle to its PEM file")
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                               HINT_TLS)
         return SourceError(Kind.TRANSIENT, f"EWS request for {mailbox} failed: "
-                           f"{type(exc).__name__}: {first}", "the next run retries; check "
-                           "ews_url and the Exchange server if it persists")
+                           f"{type(exc).__name__}: {first_line(exc)}",
+                           "the next run retries; check ews_url and the Exchange server if it "
+                           "persists")
 
     # -- reading ----------------------------------------------------------------------------
 

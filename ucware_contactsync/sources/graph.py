@@ -30,7 +30,6 @@ expired in flight), a second 401 is ``Kind.AUTH``.
 
 from __future__ import annotations
 
-import email.utils
 import http.cookiejar
 import logging
 import threading
@@ -48,7 +47,18 @@ from .. import __version__
 from ..contact import NUMBER_TYPES, Contact, PhoneNumber
 from ..settings import Settings
 from .auth import TokenProvider, scope_for
-from .base import ContactSource, Kind, MailboxRead, SourceError, canonical_id
+from .base import (
+    HINT_MISSING,
+    HINT_THROTTLED,
+    HINT_TLS,
+    ContactSource,
+    Kind,
+    MailboxRead,
+    SourceError,
+    canonical_id,
+    first_line,
+    retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +99,6 @@ TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 CHECK_MAX_WAIT = 60.0
 _ORDER = {t: i for i, t in enumerate(NUMBER_TYPES)}
 
-HINT_MISSING = ("the user's e-mail on the UC server must equal the primary SMTP address of "
-                "the mailbox")
 HINT_NO_REST = ("the mailbox is on-premises, inactive or has no Exchange Online license: "
                 "read on-premises mailboxes with api=ews (office365=false), or license it")
 HINT_DENIED = ("grant the app the Microsoft Graph application permission Contacts.Read with "
@@ -98,8 +106,6 @@ HINT_DENIED = ("grant the app the Microsoft Graph application permission Contact
                "its management scope")
 HINT_TOKEN = ("Graph refused the app's token: check that the app has the Microsoft Graph "
               "application permission Contacts.Read with admin consent, and graph_url")
-HINT_TLS = "if the server uses a private CA, set ca_bundle to its PEM file"
-HINT_THROTTLED = "the next run continues; lower max_workers if this repeats"
 HINT_TRANSIENT = "the next run retries; check network access to graph_url if it persists"
 HINT_BUG = "unexpected answer from Microsoft Graph; report it with the -vv log if it persists"
 
@@ -476,13 +482,13 @@ class _Call:
             if "certificate" in str(exc).lower():
                 # Deterministic and the same for every mailbox: stop the run with one message.
                 raise SourceError(Kind.AUTH, f"TLS error talking to {self.source.graph_url}: "
-                                  f"{_first(exc)}", HINT_TLS) from None
+                                  f"{first_line(exc)}", HINT_TLS) from None
             tries["transient"] += 1
-            raise _Retry("transient", f"TLS error: {_first(exc)}") from None
+            raise _Retry("transient", f"TLS error: {first_line(exc)}") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             tries["transient"] += 1
-            raise _Retry("transient", f"{type(exc).__name__}: {_first(exc)}") from None
+            raise _Retry("transient", f"{type(exc).__name__}: {first_line(exc)}") from None
         status = resp.status_code
         if 200 <= status < 300:
             try:
@@ -497,7 +503,7 @@ class _Call:
             return body
         code, message = _error_of(resp)
         what = f"HTTP {status} {code}: {message}".rstrip(": ")
-        retry_after = _retry_after(resp)
+        wait_s = retry_after(resp)
         if status == 401:
             if tries["auth"] == 0:
                 # Most likely the token expired in flight: a fresh one, once.
@@ -506,8 +512,8 @@ class _Call:
                 raise _Retry("auth", what)
             raise SourceError(Kind.AUTH, f"Microsoft Graph refused the token for "
                               f"{self.mailbox} ({what})", HINT_TOKEN)
-        if status == 429 or (status == 503 and retry_after is not None):
-            raise _Retry("throttled", what, retry_after)
+        if status == 429 or (status == 503 and wait_s is not None):
+            raise _Retry("throttled", what, wait_s)
         if code == "MailboxNotEnabledForRESTAPI":
             raise SourceError(Kind.MAILBOX_MISSING, f"mailbox {self.mailbox} cannot be read "
                               f"through Graph ({code})", HINT_NO_REST)
@@ -524,7 +530,7 @@ class _Call:
                               f"({what})", HINT_DENIED)
         if status >= 500:
             tries["transient"] += 1
-            raise _Retry("transient", what, retry_after)
+            raise _Retry("transient", what, wait_s)
         raise SourceError(Kind.TRANSIENT, f"Graph rejected a request for {self.mailbox} "
                           f"({what})", HINT_BUG)
 
@@ -625,22 +631,6 @@ def _retry_exc(rs: RetryCallState) -> _Retry:
     return exc
 
 
-def _retry_after(resp: requests.Response) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None if absent or garbled."""
-    raw = (resp.headers.get("Retry-After") or "").strip()
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _error_of(resp: requests.Response) -> tuple[str, str]:
     """(code, first line of message) of a Graph error body; ('', '') if there is none."""
     try:
@@ -650,8 +640,3 @@ def _error_of(resp: requests.Response) -> tuple[str, str]:
         code, message = "", resp.reason or ""
     line = message.strip().splitlines()[0] if message.strip() else ""
     return code, line[:200]
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -208,8 +208,6 @@ class SyncEngine:
                 else:
                     apply(s, book, diff, ORIGIN, self.settings.default_region)
                     self._store_states(s, user_id, read.states)
-        except SourceError as exc:
-            return self._fail(email, str(exc))
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)
             return self._fail(email, f"writing the phonebook failed, it is unchanged: "
