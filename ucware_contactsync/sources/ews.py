@@ -37,11 +37,14 @@ from exchangelib import (
     Version,
 )
 from exchangelib import errors as ews_errors
-from exchangelib.folders import Contacts, Root, SingleFolderQuerySet
-from exchangelib.folders.base import Folder
+from exchangelib.fields import FieldPath
+from exchangelib.folders import Contacts, Root
 from exchangelib.items import Contact as EwsContact
+from exchangelib.properties import DistinguishedFolderId, FolderId
+from exchangelib.properties import Mailbox as EwsMailbox
 from exchangelib.protocol import BaseProtocol, FailFast, close_connections
-from exchangelib.services import SyncFolderItems
+from exchangelib.services import SyncFolderHierarchy, SyncFolderItems
+from exchangelib.util import TNS
 from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
@@ -67,8 +70,12 @@ log = logging.getLogger(__name__)
 FIELDS = ("display_name", "given_name", "surname", "company_name", "department", "job_title",
           "email_addresses", "phone_numbers", "categories")
 PAGE = 512  # SyncFolderItems maximum
+BACKOFF = 0.5  # first back-off step (s) for retries the server gave no delay for; doubles
 EWS_VERSION = Version(build=Build(15, 1, 2507, 6), api_version="Exchange2016")
 _ORDER = {t: i for i, t in enumerate(NUMBER_TYPES)}
+_ADDITIONAL = {FieldPath(field=EwsContact.get_field_by_fieldname(f)) for f in FIELDS}
+CONTACTS = "contacts"  # state key of the Contacts folder: its distinguished id
+HIERARCHY = "#hierarchy"  # state key of the SyncFolderHierarchy state below Contacts
 T = TypeVar("T")
 
 # Errors worth another try of the same request.
@@ -85,6 +92,22 @@ TRANSIENT = (
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+def _contacts_id(mailbox: str) -> DistinguishedFolderId:
+    return DistinguishedFolderId(id=CONTACTS, mailbox=EwsMailbox(email_address=mailbox))
+
+
+class _FolderChanges(SyncFolderHierarchy):
+    """SyncFolderHierarchy answering (change, folder id, folder class): exchangelib's own
+    parser needs Folder objects, i.e. the GetFolder round trips this source avoids."""
+
+    def _elem_to_obj(self, elem):  # type: ignore[no-untyped-def, override]
+        change = self.change_types_map[elem.tag]
+        node = elem if change == self.DELETE else elem[0]
+        fid = node.find(f"{{{TNS}}}FolderId")
+        folder_class = "" if change == self.DELETE else node.findtext(f"{{{TNS}}}FolderClass")
+        return change, fid.get("Id") if fid is not None else "", folder_class or ""
 
 
 class _RetryPolicy(FailFast):
@@ -166,7 +189,7 @@ def _wait(deadline: float) -> Callable[[RetryCallState], float]:
         # guess; only a server's BackOffMilliseconds / Retry-After is honoured as given.
         if back_off and str(exc).startswith("Reraised from"):
             back_off = None
-        delay = float(back_off) if back_off else min(8.0, 0.5 * 2 ** (state.attempt_number - 1))
+        delay = float(back_off) if back_off else min(8.0, BACKOFF * 2 ** (state.attempt_number - 1))
         return max(0.0, min(delay, deadline - time.monotonic()))
 
     return wait
@@ -261,26 +284,47 @@ class EwsSource(ContactSource):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _folders(self, account: Account, mailbox: str, deadline: float) -> list[Folder]:
-        root = self._call(mailbox, deadline, lambda: Root.get_distinguished(account=account))
-        contacts = self._call(mailbox, deadline, lambda: Contacts.get_distinguished(root=root))
-        folders: list[Folder] = [contacts]
-        if self.include_subfolders:
-            subs = self._call(mailbox, deadline, lambda: list(
-                SingleFolderQuerySet(account=account, folder=contacts).depth("Deep").all()))
-            folders += [f for f in subs if isinstance(f, Folder) and
-                        (f.folder_class or "IPF.Contact").startswith("IPF.Contact")]
-        return folders
+    def _subfolders(self, account: Account, mailbox: str, states: Mapping[str, str],
+                    deadline: float, read: MailboxRead) -> list[str]:
+        """Ids of the contact folders below Contacts, from SyncFolderHierarchy: the whole tree
+        on a full read, only the changes since the stored hierarchy state otherwise (one
+        request that usually says "nothing changed")."""
+        known = [f for f in states if f not in (CONTACTS, HIERARCHY)]
+        start = states.get(HIERARCHY)
+        if states and start is None:
+            raise SourceError(Kind.STATE_INVALID, f"no folder state of {mailbox} stored yet")
+        folders = dict.fromkeys(known)
+        while True:
+            def page(start: str | None = start) -> tuple[list[tuple[str, str, str]], str, bool]:
+                svc = _FolderChanges(account=account)
+                changes = list(svc.call(folder=_contacts_id(mailbox), shape="AllProperties",
+                                        additional_fields=None, sync_state=start))
+                return changes, svc.sync_state, svc.includes_last_item_in_range
 
-    def _sync_folder(self, account: Account, mailbox: str, folder: Folder, state: str | None,
+            changes, state, last = self._call(mailbox, deadline, page)
+            read.requests += 1
+            for change, fid, folder_class in changes:
+                if change == "delete" or not folder_class.startswith("IPF.Contact"):
+                    if fid in folders:
+                        # Only a full read can remove the entries of a vanished folder.
+                        raise SourceError(Kind.STATE_INVALID,
+                                          f"a contacts folder of {mailbox} was removed")
+                    continue
+                folders.setdefault(fid)  # a new folder: read from scratch below
+            if last or state == start:
+                read.states[HIERARCHY] = state
+                return list(folders)
+            start = state
+
+    def _sync_folder(self, account: Account, mailbox: str, folder_id: str, state: str | None,
                      deadline: float, read: MailboxRead) -> str:
         """All changes of one folder since ``state``; pages retried one at a time."""
-        additional = {f for f in folder.normalize_fields(fields=FIELDS) if not f.field.is_attribute}
+        folder = _contacts_id(mailbox) if folder_id == CONTACTS else FolderId(id=folder_id)
         while True:
             def page(state: str | None = state) -> tuple[list[tuple[str, Any]], str, bool]:
                 svc = SyncFolderItems(account=account)
                 changes = list(svc.call(folder=folder, shape="IdOnly",
-                                        additional_fields=additional, sync_state=state,
+                                        additional_fields=_ADDITIONAL, sync_state=state,
                                         ignore=None, max_changes_returned=PAGE,
                                         sync_scope=None))
                 return changes, svc.sync_state, svc.includes_last_item_in_range
@@ -292,7 +336,7 @@ class EwsSource(ContactSource):
                     raise self._translate(mailbox, item)
                 if change in ("create", "update"):
                     if isinstance(item, EwsContact):
-                        read.contacts.append(to_contact(item, folder.id))
+                        read.contacts.append(to_contact(item, folder_id))
                     else:
                         read.skipped += 1
                 elif change == "delete":
@@ -302,18 +346,23 @@ class EwsSource(ContactSource):
             state = new_state
 
     def read(self, mailbox: str, states: Mapping[str, str] | None) -> MailboxRead:
+        """Contacts and its subfolders, addressed by the distinguished id: no GetFolder or
+        FindFolder round trips; an unchanged mailbox costs one SyncFolderHierarchy and one
+        SyncFolderItems per folder."""
         deadline = time.monotonic() + self.max_wait
         account = self._account(mailbox)
-        folders = self._folders(account, mailbox, deadline)
-        full = not states
-        if states and set(states) - {f.id for f in folders}:
-            # A folder we synced is gone: only a full read can remove its entries.
-            raise SourceError(Kind.STATE_INVALID, f"a contacts folder of {mailbox} was removed")
-        result = MailboxRead(api=self.api, full=full, requests=2 + self.include_subfolders)
-        for folder in folders:
-            start = None if full else (states or {}).get(folder.id)
-            result.states[folder.id] = self._sync_folder(account, mailbox, folder, start,
-                                                         deadline, result)
+        states = states or {}
+        result = MailboxRead(api=self.api, full=not states)
+        folders = [CONTACTS]
+        if self.include_subfolders:
+            folders += self._subfolders(account, mailbox, states, deadline, result)
+        elif set(states) - {CONTACTS}:
+            raise SourceError(Kind.STATE_INVALID, "subfolders are no longer read")
+        if states and CONTACTS not in states:
+            raise SourceError(Kind.STATE_INVALID, f"no state of {mailbox}'s Contacts folder")
+        for fid in folders:
+            result.states[fid] = self._sync_folder(account, mailbox, fid, states.get(fid),
+                                                   deadline, result)
         return result
 
     def check(self, mailbox: str) -> None:

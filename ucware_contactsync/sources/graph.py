@@ -2,12 +2,14 @@
 
 What one read sends (``{m}`` = ``{graph_url}/v1.0/users/{mailbox}``):
 
-* folders: ``GET {m}/contactFolders/contacts`` (the well-known default folder), then, with
-  ``include_subfolders``, ``GET {m}/contactFolders/{id}/childFolders`` for every folder found,
-  depth first, parents before children (the order EWS gives);
-* full read, per folder: first a delta round (``…/contactFolders/{id}/contacts/delta``,
-  ``$select=id``, ``Prefer: odata.maxpagesize=200``) up to its ``@odata.deltaLink``, then the
-  listing (``…/contactFolders/{id}/contacts`` with ``$select`` of the stored fields,
+* folders: the default folder is addressed as ``{m}/contacts`` (no lookup of its id); with
+  ``include_subfolders``, ``GET {m}/contactFolders`` (its children), then
+  ``GET {m}/contactFolders/{id}/childFolders`` for every folder found, depth first, parents
+  before children (the order EWS gives);
+* full read, per folder: first a delta round (``{m}/contacts/delta`` or
+  ``{m}/contactFolders/{id}/contacts/delta``, ``$select=id``, ``Prefer: odata.maxpagesize=200``)
+  up to its ``@odata.deltaLink``, then the listing (``{m}/contacts`` or
+  ``{m}/contactFolders/{id}/contacts`` with ``$select`` of the stored fields,
   ``$expand=singleValueExtendedProperties(…)`` for the hidden number types, ``$top=1000``).
   Delta before listing on purpose: a change in between shows up in the listing *and* again in
   the next incremental read (harmless), never in neither;
@@ -92,6 +94,7 @@ EXTENDED_NUMBERS: dict[str, str] = {
 _EXT_BY_ID = {f"string {tag}".lower(): t for tag, t in EXTENDED_NUMBERS.items()}
 EXPAND = ("singleValueExtendedProperties($filter="
           + " or ".join(f"id eq 'String {tag}'" for tag in EXTENDED_NUMBERS) + ")")
+CONTACTS = "contacts"  # key of the default contacts folder (Graph: {m}/contacts)
 DELTA_PAGE = 200  # Graph's maximum for contact delta pages
 MAILBOX_CONCURRENCY = 4  # Graph allows 4 concurrent requests per app and mailbox
 BULK_CHANGES = 50  # from this many changes in one folder, list it rather than GET each item
@@ -196,21 +199,22 @@ class GraphSource(ContactSource):
     # -- folders --------------------------------------------------------------------------------
 
     def _folders(self, call: _Call) -> list[str]:
-        """Ids of the default contacts folder and (optionally) all folders below it.
+        """``CONTACTS`` (the default folder) and, optionally, the ids of all folders below it.
 
-        Depth first, parents before children: the order EWS's deep FindFolder gives.
+        Depth first, parents before children: the order EWS's folder hierarchy gives.
         """
-        root = call.get(f"{call.base}/contactFolders/contacts", {"$select": "id"})
         if not self.include_subfolders:
-            return [str(root["id"])]
+            return [CONTACTS]
         found: list[str] = []
-        stack = [str(root["id"])]
+        stack = [CONTACTS]
         while stack:
             fid = stack.pop()
             found.append(fid)
+            url = (f"{call.base}/contactFolders" if fid == CONTACTS
+                   else f"{call.base}/contactFolders/{_seg(fid)}/childFolders")
             children = [str(f["id"]) for page in call.pages(
-                f"{call.base}/contactFolders/{_seg(fid)}/childFolders",
-                {"$select": "id,displayName", "$top": "1000"}) for f in page.get("value", [])]
+                url, {"$select": "id,displayName", "$top": "1000"})
+                for f in page.get("value", [])]
             stack.extend(reversed(children))  # so the first child comes next
         return found
 
@@ -229,7 +233,7 @@ class GraphSource(ContactSource):
 
     def _start_delta(self, call: _Call, fid: str) -> str:
         """Run a first delta round over the folder (ids only) and return its deltaLink."""
-        url = f"{call.base}/contactFolders/{_seg(fid)}/contacts/delta"
+        url = f"{_items(call, fid)}/delta"
         for page in call.pages(url, {"$select": "id"}, delta=True):
             if "@odata.deltaLink" in page:
                 return str(page["@odata.deltaLink"])
@@ -320,7 +324,7 @@ class GraphSource(ContactSource):
 
     def _list(self, call: _Call, fid: str) -> Iterator[dict[str, Any]]:
         """Every item of one folder with all fields we store."""
-        for page in call.pages(f"{call.base}/contactFolders/{_seg(fid)}/contacts",
+        for page in call.pages(_items(call, fid),
                                {"$select": SELECT, "$expand": EXPAND,
                                 "$top": str(self.page_size)}):
             yield from page.get("value", [])
@@ -612,6 +616,13 @@ def _strings(value: Any) -> list[str]:
 def _is_contact(data: Mapping[str, Any]) -> bool:
     # Lists carry no @odata.type for items of the collection's own type.
     return str(data.get("@odata.type") or CONTACT_TYPE) == CONTACT_TYPE
+
+
+def _items(call: _Call, fid: str) -> str:
+    """The contacts collection of a folder."""
+    if fid == CONTACTS:
+        return f"{call.base}/contacts"
+    return f"{call.base}/contactFolders/{_seg(fid)}/contacts"
 
 
 def _seg(item_id: str) -> str:

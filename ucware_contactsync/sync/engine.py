@@ -8,11 +8,12 @@ never touches anyone else's.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import directory, logs
@@ -28,6 +29,8 @@ log = logs.get("sync")
 ORIGIN = "office365"
 # A full phonebook (at least this many synced entries) is never emptied without --force.
 GUARD_MIN = 5
+# Reads queued or done but not yet written, per worker (bounds memory).
+AHEAD = 2
 
 
 @dataclass
@@ -130,20 +133,28 @@ class SyncEngine:
         result = RunResult(api=self.source.api, dry_run=self.dry_run)
         users = self._select(result)
         workers = max(1, min(self.settings.max_workers, len(users) or 1))
+        # Reads run at most AHEAD mailboxes ahead of the writes, so memory holds a few
+        # mailboxes whatever the tenant's size.
+        ahead = workers * AHEAD
+        waiting = deque(users)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox") as pool:
             futures: dict[Future[MailboxRead], tuple[int, str, bool]] = {}
+            pending: deque[Future[MailboxRead]] = deque()
 
-            def submit(uid: int, email: str, states: dict[str, str] | None
-                       ) -> Future[MailboxRead]:
+            def submit(uid: int, email: str, states: dict[str, str] | None) -> None:
                 fut = pool.submit(self.source.read, email, states)
                 futures[fut] = (uid, email, not states)
-                return fut
+                pending.append(fut)
 
             # Writes follow the order of selection; reads run ahead in the pool.
-            pending = [submit(uid, email, self._states(uid)) for uid, email in users]
-            while pending:
-                fut = pending.pop(0)
-                uid, email, was_full = futures[fut]
+            while pending or waiting:
+                while waiting and len(pending) < ahead and not result.aborted:
+                    uid, email = waiting.popleft()
+                    submit(uid, email, self._states(uid))
+                if not pending:
+                    break
+                fut = pending.popleft()
+                uid, email, was_full = futures.pop(fut)
                 if result.aborted:
                     fut.cancel()
                     continue
@@ -152,7 +163,7 @@ class SyncEngine:
                 except SourceError as exc:
                     if exc.kind is Kind.STATE_INVALID and not was_full:
                         log.info("%s: %s; reading everything again", email, exc.message)
-                        pending.append(submit(uid, email, None))
+                        submit(uid, email, None)
                         continue
                     if exc.kind is Kind.AUTH:
                         result.aborted = str(exc)
@@ -167,6 +178,7 @@ class SyncEngine:
                                                           f"{type(exc).__name__}: {exc}"))
                     continue
                 result.users.append(self._write(uid, email, read))
+                del read  # the next mailbox's contacts replace these, not join them
         result.seconds = time.monotonic() - started
         return result
 
@@ -218,11 +230,23 @@ class SyncEngine:
         return UserResult(email, "ok", diff=diff, full=read.full)
 
     def _store_states(self, s: Session, user_id: int, states: dict[str, str]) -> None:
-        # States of the other API are stale once this one has written: drop them all.
-        s.execute(delete(SyncState).where(SyncState.user_id == user_id))
+        """Make the stored states equal ``states``, writing only the rows that differ (an
+        unchanged mailbox often keeps its states). States of the other API are stale once
+        this one has written: they go."""
         now = utcnow()
-        s.add_all(SyncState(user_id=user_id, api=self.source.api, folder_id=f, state=st,
-                            updated_at=now) for f, st in states.items())
+        api = self.source.api
+        kept: set[str] = set()
+        for row in s.scalars(select(SyncState).where(SyncState.user_id == user_id)):
+            new = states.get(row.folder_id)
+            if row.api != api or new is None or row.folder_id in kept:
+                s.delete(row)
+                continue
+            kept.add(row.folder_id)
+            if row.state != new:
+                row.state, row.updated_at = new, now
+        s.flush()  # deletes before inserts: (user, api, folder) is unique
+        s.add_all(SyncState(user_id=user_id, api=api, folder_id=f, state=st, updated_at=now)
+                  for f, st in states.items() if f not in kept)
 
 
 def log_result(result: RunResult) -> None:

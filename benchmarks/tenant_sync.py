@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Tenant-sized sync against the fake Exchange Online, side by side with a hand-written baseline.
+
+    python benchmarks/tenant_sync.py [--size 200x500] [--size 1000x200] [--latency 0]
+        [--latency 100] [--api ews] [--api graph] [--db sqlite] [--db mariadb]
+        [--no-baseline] [--workers N]
+
+The fake runs in this process; every sync runs as a child process (the real command line,
+``ucware-contactsync sync``), so its wall time, peak RSS (wait4) and the requests it sent
+(the fake's request log) are its own. Rows written are counted in the child by a SQLAlchemy
+cursor hook (rowcount of every INSERT, UPDATE and DELETE).
+
+The baseline is what an admin would write by hand: for each user in turn, exchangelib's
+``account.contacts.all()``, then delete the phonebook's entries and insert them all again.
+
+Per size, database and latency: the first (full) sync of each API and the baseline, then 1%
+of the contacts change (5% of the contacts in a fifth of the mailboxes), then the nightly run
+of each API and the baseline again. Ratios are baseline time / our time from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SERVERS = {
+    "mariadb": os.environ.get("BENCH_MARIADB", "mysql+pymysql://root@127.0.0.1:3306"),
+    "postgresql": os.environ.get("BENCH_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432"),
+}
+
+
+# -- children -------------------------------------------------------------------------------
+
+def _count_rows(out: Path) -> None:
+    """Count rows written by this process; dump them to ``out`` at exit."""
+    import atexit
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    counts = {"rows": 0, "statements": 0}
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def statement(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            counts["statements"] += 1  # what crosses the wire: one per round trip
+
+    @event.listens_for(Engine, "after_execute")
+    def rows(conn, clause, multiparams, params, options, result):  # type: ignore[no-untyped-def]
+        if getattr(clause, "is_insert", False):
+            counts["rows"] += len(multiparams) if multiparams else 1
+        elif getattr(clause, "is_update", False) or getattr(clause, "is_delete", False):
+            counts["rows"] += max(result.rowcount, 0)
+
+    atexit.register(lambda: out.write_text(json.dumps(counts)))
+
+
+def child_ours(url: str, out: Path) -> int:
+    _count_rows(out)
+    from ucware_contactsync.cli import main
+
+    return main(["--db", url, "sync"])
+
+
+def child_baseline(url: str, out: Path) -> int:
+    """The hand-written sync: exchangelib .all() per user, delete all, insert all."""
+    _count_rows(out)
+    import requests
+    from exchangelib import (
+        IMPERSONATION,
+        OAUTH2,
+        Account,
+        Configuration,
+        OAuth2Credentials,
+        Version,
+    )
+    from exchangelib.protocol import BaseProtocol
+    from exchangelib.version import EXCHANGE_O365
+    from sqlalchemy import delete, select
+
+    from ucware_contactsync import directory, settings
+    from ucware_contactsync.db import Database
+    from ucware_contactsync.model import Entry, Number, Phonebook, User
+    from ucware_contactsync.phone import to_e164
+    from ucware_contactsync.sources.ews import to_contact
+
+    db = Database(url)
+    with db.session() as s:
+        conf = settings.load(s)
+        users = [(u.id, u.email) for u in directory.selected_users(s)]
+
+    class Creds(OAuth2Credentials):  # the documented way to reach another login endpoint
+        @property
+        def token_url(self) -> str:  # type: ignore[override]
+            return f"{conf.login_url}/{conf.tenant_id}/oauth2/v2.0/token"
+
+        @property
+        def scope(self) -> list[str]:  # type: ignore[override]
+            return [conf.ews_url.split("/EWS/")[0] + "/.default"]
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
+            kwargs["verify"] = conf.ca_bundle
+            return super().send(request, **kwargs)
+
+    BaseProtocol.HTTP_ADAPTER_CLS = Adapter
+    config = Configuration(service_endpoint=conf.ews_url, auth_type=OAUTH2,
+                           version=Version(build=EXCHANGE_O365),
+                           credentials=Creds(conf.client_id, conf.client_secret,
+                                             tenant_id=conf.tenant_id))
+    for uid, email in users:
+        account = Account(email, access_type=IMPERSONATION, config=config, autodiscover=False)
+        contacts = [to_contact(i) for i in account.contacts.all() if hasattr(i, "phone_numbers")]
+        with db.session() as s:
+            user = s.get(User, uid)
+            book = s.scalar(select(Phonebook).where(Phonebook.owner_id == uid,
+                                                    Phonebook.title == conf.phonebookname))
+            if book is None:
+                book = Phonebook(owner=user, title=conf.phonebookname, source="office365")
+                s.add(book)
+                s.flush()
+            old = select(Entry.id).where(Entry.phonebook_id == book.id)
+            s.execute(delete(Number).where(Number.entry_id.in_(old)))
+            s.execute(delete(Entry).where(Entry.phonebook_id == book.id))
+            for c in contacts:
+                if not c.numbers:
+                    continue
+                s.add(Entry(phonebook=book, origin="office365", source_id=c.source_id,
+                            display_name=c.name[:255], given_name=c.given_name[:255],
+                            surname=c.surname[:255], company=c.company[:255],
+                            department=c.department[:255], job_title=c.job_title[:255],
+                            emails=list(c.emails), categories=list(c.categories),
+                            numbers=[Number(position=i, type=n.type, number=n.number[:64],
+                                            e164=to_e164(n.number, conf.default_region))
+                                     for i, n in enumerate(c.numbers)]))
+    return 0
+
+
+# -- the parent -----------------------------------------------------------------------------
+
+@dataclass
+class Figures:
+    label: str
+    seconds: float
+    contacts: int
+    requests: int
+    rows: int
+    statements: int
+    rss_mb: float
+    code: int
+    mailboxes: int
+
+    @property
+    def per_second(self) -> float:
+        return self.contacts / self.seconds if self.seconds else 0.0
+
+
+def fresh_db(kind: str, tmp: Path) -> tuple[str, object]:
+    """(url, cleanup) of a new empty database with the schema."""
+    from sqlalchemy import create_engine, text
+
+    from ucware_contactsync import db as dbmod
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / f'{uuid.uuid4().hex[:8]}.db'}"
+        drop = None
+    else:
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        base = SERVERS[kind]
+        admin = f"{base}/test" if kind == "mariadb" else f"{base}/postgres"
+        eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                           if kind == "mariadb" else f'CREATE DATABASE "{name}"'))
+        url = f"{base}/{name}"
+
+        def drop() -> None:
+            with eng.connect() as c:
+                c.execute(text(f"DROP DATABASE IF EXISTS {name}" if kind == "mariadb"
+                               else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            eng.dispose()
+    engine = dbmod.make_engine(url)
+    dbmod.upgrade(engine)
+    engine.dispose()
+    return url, drop
+
+
+def configure(url: str, tenant, fx, api: str, workers: int | None) -> None:  # type: ignore[no-untyped-def]
+    from ucware_contactsync import directory, settings
+    from ucware_contactsync.db import Database
+
+    app = next(iter(tenant.apps.values()))
+    database = Database(url)
+    with database.session() as s:
+        values = {"tenant_id": tenant.tenant_id, "client_id": app.client_id,
+                  "client_secret": app.secret, "login_url": fx.login_url,
+                  "graph_url": fx.graph_url, "ews_url": fx.ews_url, "ca_bundle": fx.ca_file,
+                  "api": api}
+        if workers:
+            values["max_workers"] = str(workers)
+        for key, value in values.items():
+            settings.set_value(s, key, value)
+        directory.add_group(s, "G")
+        directory.set_param(s, "G", "ews_synccontacts", "true")
+        for email in sorted(tenant.mailboxes):
+            directory.add_user(s, email)
+            directory.add_member(s, "G", email)
+    database.dispose()
+
+
+def entries(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from ucware_contactsync.db import Database
+    from ucware_contactsync.model import Entry
+
+    d = Database(url)
+    with d.session() as s:
+        n = s.scalar(select(func.count()).select_from(Entry)) or 0
+    d.dispose()
+    return n
+
+
+def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int) -> Figures:  # type: ignore[no-untyped-def]
+    out = Path(tempfile.mktemp(suffix=".json"))
+    env = dict(os.environ, CONTACTSYNC_SYSLOG="0", PYTHONPATH=str(ROOT))
+    before = len(fx.requests)
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--child", mode, url, str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0,):
+        print(f"    ! {label} exited {code}: {err.strip().splitlines()[-1:]}")
+    counts = json.loads(out.read_text()) if out.exists() else {"rows": -1, "statements": -1}
+    out.unlink(missing_ok=True)
+    return Figures(label, seconds, contacts, len(fx.requests) - before, counts["rows"],
+                   counts["statements"], usage.ru_maxrss / 1024, code, mailboxes)
+
+
+def show(f: Figures, base: Figures | None) -> None:
+    ratio = f" {base.seconds / f.seconds:6.1f}x" if base and base is not f else "       "
+    per_mbx = f.requests / f.mailboxes if f.mailboxes else 0
+    print(f"  {f.label:<22} {f.seconds:8.1f} s{ratio} {f.per_second:8.0f}/s "
+          f"{f.requests:7d} req ({per_mbx:4.1f}/mbx) {f.rows:8d} rows {f.statements:6d} stmts "
+          f"{f.rss_mb:6.0f} MB")
+
+
+def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], baseline: bool,
+          workers: int | None) -> list[dict]:
+    from ucware_contactsync.testing import FakeExchange, generate_tenant, mutate
+
+    n_mbx, per = (int(x) for x in size.split("x"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tenant-"))
+    rows: list[dict] = []
+    for db_kind in dbs:
+        for latency in latencies:
+            # A fresh tenant per group, so every group starts from the same data.
+            tenant = generate_tenant(seed=7, mailboxes=n_mbx, contacts_per_mailbox=per,
+                                     subfolders=0, roles=("Contacts.Read", "full_access_as_app"))
+            total = sum(1 for m in tenant.mailboxes.values() for i in m.all_items()
+                        if i.kind == "contact")
+            print(f"\n{n_mbx} mailboxes x {per} contacts ({total} contacts), {db_kind}, "
+                  f"{latency} ms per request")
+            print(f"  {'run':<22} {'wall':>10} {'vs base':>7} {'contacts':>10} "
+                  f"{'requests':>18} {'written':>13} {'':>11} {'peak RSS':>9}")
+            with FakeExchange(tenant) as fx:
+                fx.faults.slow(latency / 1000)
+                urls: dict[str, str] = {}
+                drops = []
+                for who in ([*apis, "baseline"] if baseline else apis):
+                    url, drop = fresh_db(db_kind, tmp)
+                    configure(url, tenant, fx, "ews" if who == "baseline" else who, workers)
+                    urls[who] = url
+                    drops.append(drop)
+                results: dict[str, Figures] = {}
+                for phase in ("full", "nightly"):
+                    if phase == "nightly":
+                        rng = random.Random(3)
+                        chosen = rng.sample(sorted(tenant.mailboxes), k=max(1, n_mbx // 5))
+                        k = max(1, per // 60)  # 3 x per/60 = 5% of each chosen mailbox
+                        mutate(tenant, seed=11, adds=k, updates=k, deletes=k, mailboxes=chosen)
+                        print(f"  -- {3 * k * len(chosen)} contacts changed in {len(chosen)} "
+                              "mailboxes")
+                    base = None
+                    if baseline:
+                        base = run_child("baseline", urls["baseline"], fx,
+                                         f"baseline {phase}", total, n_mbx)
+                        show(base, None)
+                    for api in apis:
+                        f = run_child("ours", urls[api], fx, f"{api} {phase}", total, n_mbx)
+                        show(f, base)
+                        results[f"{api} {phase}"] = f
+                        rows.append({"size": size, "db": db_kind, "latency_ms": latency,
+                                     "run": f"{api} {phase}", "seconds": round(f.seconds, 2),
+                                     "baseline_seconds": round(base.seconds, 2) if base else None,
+                                     "requests": f.requests, "rows": f.rows,
+                                     "rss_mb": round(f.rss_mb), "exit": f.code})
+                    if base:
+                        rows.append({"size": size, "db": db_kind, "latency_ms": latency,
+                                     "run": f"baseline {phase}", "seconds": round(base.seconds, 2),
+                                     "requests": base.requests, "rows": base.rows,
+                                     "rss_mb": round(base.rss_mb), "exit": base.code})
+                counts = {who: entries(u) for who, u in urls.items()}
+                print(f"  entries in the phonebooks: {counts}")
+                for drop in drops:
+                    if drop:
+                        drop()  # type: ignore[operator]
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        mode, url, out = sys.argv[2:5]
+        fn = child_ours if mode == "ours" else child_baseline
+        sys.exit(fn(url, Path(out)))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", action="append", help="MAILBOXESxCONTACTS (default 200x500)")
+    p.add_argument("--latency", action="append", type=int, help="ms per request (default 0)")
+    p.add_argument("--api", action="append", choices=("ews", "graph"))
+    p.add_argument("--db", action="append", choices=("sqlite", "mariadb", "postgresql"))
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--workers", type=int, help="max_workers (default: the module's default)")
+    p.add_argument("--json", help="also write the figures to this file")
+    a = p.parse_args()
+    rows: list[dict] = []
+    for size in a.size or ["200x500"]:
+        rows += bench(size, a.latency or [0], a.api or ["ews", "graph"], a.db or ["sqlite"],
+                      not a.no_baseline, a.workers)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
