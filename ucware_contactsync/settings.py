@@ -118,7 +118,7 @@ KEYS: dict[str, Key] = {
         Key("ews_password", "", _any, "password of the on-premises service account"),
         Key("ca_bundle", "", _file, "PEM file of a private CA to trust for TLS"),
         Key("default_region", "DE", _region, "region for numbers without country code"),
-        Key("max_workers", "4", _workers, "mailboxes read in parallel"),
+        Key("max_workers", "8", _workers, "mailboxes read in parallel"),
         Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder"),
     )
 }
@@ -139,7 +139,7 @@ class Settings:
     ews_password: str = ""
     ca_bundle: str = ""
     default_region: str = "DE"
-    max_workers: int = 4
+    max_workers: int = 8
     subfolders: bool = True
 
     @property
