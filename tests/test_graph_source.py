@@ -340,7 +340,6 @@ def test_invalid_delta_token_410_then_full_read(fx: FakeExchange, source: GraphS
 
 def test_state_of_another_api_or_host_is_invalid(fx: FakeExchange,
                                                  source: GraphSource) -> None:
-    mbx = mailbox(fx)
     first = source.read(ANNA, None)
     ews_like = {fid: "H4sIAAAAAAAEAGNgYGBkYGBgZGRkYmBkZGBhYGBkYGBgYGRkYGA=" for fid in first.states}
     elsewhere = {fid: link.replace(fx.graph_url, "https://graph.example.org")
