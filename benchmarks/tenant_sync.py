@@ -332,7 +332,30 @@ def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], base
     return rows
 
 
+def markdown(files: list[str]) -> None:
+    """The table of docs/performance.md from the --json files of earlier runs."""
+    rows = [r for f in files for r in json.loads(Path(f).read_text())]
+    base = {(r["size"], r["db"], r["latency_ms"], r["run"].split()[1]): r for r in rows
+            if r["run"].startswith("baseline")}
+    print("| size | db | latency | run | wall | baseline | x faster | requests (per mailbox) "
+          "| rows written | peak RSS |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        api, phase = r["run"].split()
+        if api == "baseline":
+            continue
+        b = base[(r["size"], r["db"], r["latency_ms"], "full" if phase == "full" else "nightly")]
+        mbx = int(r["size"].split("x")[0])
+        print(f"| {r['size'].replace('x', ' × ')} | {r['db']} | {r['latency_ms']} ms "
+              f"| {api} {phase} | {r['seconds']:.1f} s | {b['seconds']:.0f} s "
+              f"| {b['seconds'] / r['seconds']:.1f} | {r['requests']} ({r['requests'] / mbx:.1f}) "
+              f"| {r['rows']} | {r['rss_mb']} MB |")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--markdown":
+        markdown(sys.argv[2:])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         mode, url, out = sys.argv[2:5]
         fn = child_ours if mode == "ours" else child_baseline

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -16,12 +17,71 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import create_engine, text
 
 from ucware_contactsync import db as dbmod
 from ucware_contactsync.cli import main
 from ucware_contactsync.db import Database
 from ucware_contactsync.model import Base
+from ucware_contactsync.settings import SECRET_KEYS
+from ucware_contactsync.testing.tenant import ISSUED_SECRETS
+
+# Fuzz tests (tests/test_fuzz_*.py): the same examples on every run and no .hypothesis
+# directory in the repository (CI runs with -p no:cacheprovider and a read-only checkout).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                                     print_blob=False)
+# Hypothesis' caches (unicode tables; literals of our modules, read while collecting) go to
+# the temp dir as well.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"contactsync-hypothesis-{os.getuid()}")
+# HYPOTHESIS_PROFILE=explore: new random examples on each run, for hunting locally.
+hypothesis_settings.register_profile("explore", database=None, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "prints_secret: the test shows an app secret on purpose "
+                                       "(opts out of the secret scan after every test)")
+
+
+# -- no secret in any output: checked after every test ---------------------------------------
+
+_CLI_OUTPUTS: list[str] = []  # stdout + stderr of every `cli` call of the running test
+_CLI_SECRETS: set[str] = set()  # values given to `config set client_secret|ews_password`
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_output(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose captured output, logs or CLI output contain an app secret of a fake
+    tenant or a secret set with `config set` (opt out: @pytest.mark.prints_secret)."""
+    read: list[str] = []  # what the test itself took out of capsys / capfd
+    for name in ("capsys", "capfd"):
+        if name in request.fixturenames:
+            cap = request.getfixturevalue(name)
+            original = cap.readouterr
+
+            def readouterr(original=original):  # type: ignore[no-untyped-def]
+                got = original()
+                read.extend((got.out, got.err))
+                return got
+
+            cap.readouterr = readouterr
+    caplog = request.getfixturevalue("caplog") if "caplog" in request.fixturenames else None
+    _CLI_OUTPUTS.clear()
+    yield
+    if request.node.get_closest_marker("prints_secret"):
+        return
+    texts = [*read, *_CLI_OUTPUTS]
+    # What pytest captured so far (stdout, stderr, log of setup and call; no public accessor).
+    texts += [content for _when, _key, content in request.node._report_sections]
+    for rec in caplog.records if caplog else ():
+        texts += [rec.getMessage(), rec.exc_text or ""]
+    secrets = {s for s in ISSUED_SECRETS | _CLI_SECRETS if len(s) >= 6}
+    leaked = sorted({s for s in secrets for t in texts if s in t})
+    if leaked:
+        pytest.fail(f"a secret appears in the test's output or logs: {leaked[0][:3]}...",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -132,11 +192,14 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untype
     def run(*argv: str, db: bool = True) -> Result:
         out, err = io.StringIO(), io.StringIO()
         args = ["--db", db_url, *argv] if db else list(argv)
+        if argv[:2] == ("config", "set") and len(argv) > 3 and argv[2] in SECRET_KEYS:
+            _CLI_SECRETS.add(argv[3])
         with redirect_stdout(out), redirect_stderr(err):
             try:
                 code = main(args)
             except SystemExit as exc:
                 code = int(exc.code or 0)
+        _CLI_OUTPUTS.append(out.getvalue() + err.getvalue())
         return Result(code, out.getvalue(), err.getvalue())
 
     return run

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import DatabaseError, UsageError
+from .errors import EXIT_PARTIAL, DatabaseError, UsageError
 
 ENV_URL = "CONTACTSYNC_DB_URL"
 # The Debian package writes the URL here (readable by the service user only).
@@ -89,6 +89,7 @@ def make_engine(url: str) -> Engine:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(db))
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -111,6 +112,15 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (SQLite would use 0666 minus the
+    umask); its -wal and -shm files get the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # exists already, or not creatable: SQLite reports the latter on connect
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -124,11 +134,74 @@ def check_connection(engine: Engine) -> None:
         with engine.connect():
             pass
     except OperationalError as exc:
+        # A full disk is no connection problem: SQLite in WAL mode cannot even open.
+        failure = database_failure(exc, engine.url)
+        if failure is not None and failure.full:
+            raise failure from None
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(
             f"cannot connect to the database {redact(engine.url)}: {reason}",
             "check that the database server runs and the URL (--db / CONTACTSYNC_DB_URL) is right",
         ) from None
+
+
+# MariaDB client errors of a server that is gone: can't connect (2002 socket, 2003 TCP),
+# gone away (2006), lost during a query (2013), lost while reading/writing (2055).
+_MYSQL_GONE = {2002, 2003, 2006, 2013, 2055}
+# MariaDB: disk full (1021), table full (1114); PostgreSQL SQLSTATE disk_full.
+_MYSQL_FULL = {1021, 1114}
+_PG_FULL = "53100"
+# SQLite primary result codes (the low byte of the extended code).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+_LITTLE_SPACE = 1 << 20
+
+
+def _little_space(url: str | URL | None) -> bool:
+    """The filesystem of a SQLite file has (almost) no space left: then SQLite's "disk I/O
+    error" (it cannot create or grow the -shm/-wal files) means a full disk."""
+    try:
+        path = make_url(url).database if url is not None else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return False
+        st = os.statvfs(Path(path).parent)
+    except (ArgumentError, OSError):
+        return False
+    return st.f_bavail * st.f_frsize < _LITTLE_SPACE
+
+
+def database_failure(exc: BaseException, url: str | URL | None = None) -> DatabaseError | None:
+    """The database itself failed (disk full, server gone) as one line with what to do, or
+    None for any other error. Exit code 1: a temporary failure; the transaction that was
+    being written was rolled back, so running the command again is safe."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else type(orig).__name__
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code is not None and len(args) > 1:  # pymysql: (2013, 'Lost connection ...')
+        reason = f"error {code}: {(str(args[1]).strip().splitlines() or [''])[0]}"
+    sqlite = (getattr(orig, "sqlite_errorcode", None) or 0) & 0xFF
+    sqlstate = getattr(getattr(orig, "diag", None), "sqlstate", None)
+    text = reason.lower()
+    where = f" {redact(url)}" if url else ""
+    full = (sqlite == _SQLITE_FULL or (sqlite == _SQLITE_IOERR and _little_space(url))
+            or code in _MYSQL_FULL or sqlstate == _PG_FULL or "no space left" in text)
+    if full:
+        err = DatabaseError(f"the database{where} is full ({reason})",
+                            "free disk space where the database keeps its files (SQLite: the "
+                            "file's filesystem; MariaDB/PostgreSQL: the server's data "
+                            "directory), then run it again; nothing half-written was kept")
+    elif (getattr(exc, "connection_invalidated", False) or code in _MYSQL_GONE
+          or (type(orig).__module__.startswith("psycopg") and type(orig).__name__ ==
+              "OperationalError" and (sqlstate is None or sqlstate.startswith(("08", "57P"))))):
+        err = DatabaseError(f"lost the connection to the database{where} ({reason})",
+                            "check that the database server runs, then run it again; "
+                            "nothing half-written was kept")
+    else:
+        return None
+    err.exit_code = EXIT_PARTIAL
+    err.full = full
+    return err
 
 
 def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]

@@ -33,6 +33,8 @@ class ConfigError(ContactSyncError):
 class DatabaseError(ContactSyncError):
     """The database cannot be reached or has no schema yet."""
 
+    full = False  # the database's disk is full
+
 
 class AuthError(ContactSyncError):
     """The app cannot get a token: tenant, client id or secret is wrong (affects all users)."""

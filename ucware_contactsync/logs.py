@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 
 LOGGER = "ucware_contactsync"
@@ -23,20 +24,25 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+# Access tokens are JWTs ("eyJ...") and travel as "Bearer ..."; requests-oauthlib and
+# exchangelib put them into their debug logs (-vvv) before we could register them.
+_TOKENS = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*|(?<=Bearer )[\w.~+/=-]{16,}",
+                     re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    for s in _secrets:
+    for s in tuple(_secrets):
         if s in text:
             text = text.replace(s, "********")
-    return text
+    return _TOKENS.sub("********", text)
 
 
 class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            msg = redact(record.getMessage())
-            record.msg, record.args = msg, None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        msg = redact(record.getMessage())
+        record.msg, record.args = msg, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -83,6 +89,10 @@ def setup(verbosity: int, quiet: bool) -> None:
     if verbosity >= 3:  # library internals (exchangelib, urllib3) only on request
         root.setLevel(logging.DEBUG)
         root.addHandler(stderr)
+    else:
+        # Without any root handler, logging's last resort prints the libraries' warnings
+        # (exchangelib: "Decreasing session pool size ...") to stderr under our one line.
+        root.addHandler(logging.NullHandler())
 
     # Under systemd stderr already goes to the journal: no second copy through syslog.
     if (not sys.stderr.isatty() and not journal

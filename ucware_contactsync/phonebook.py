@@ -7,6 +7,7 @@ are invisible here. The caller owns the transaction: one user's diff commits as 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,20 @@ class ExistingEntry:
     display_name: str
 
 
+@dataclass(frozen=True)
+class DiffCounts:
+    """How many entries a diff changed: what a run keeps per user (not the contacts)."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.added} added, {self.updated} updated, "
+                f"{self.removed} removed, {self.unchanged} unchanged")
+
+
 @dataclass
 class Diff:
     """What applying a source's view to one phonebook changes."""
@@ -45,9 +60,11 @@ class Diff:
     def empty(self) -> bool:
         return not (self.adds or self.updates or self.removes)
 
+    def counts(self) -> DiffCounts:
+        return DiffCounts(len(self.adds), len(self.updates), len(self.removes), self.unchanged)
+
     def summary(self) -> str:
-        return (f"{len(self.adds)} added, {len(self.updates)} updated, "
-                f"{len(self.removes)} removed, {self.unchanged} unchanged")
+        return self.counts().summary()
 
     def lines(self) -> list[str]:
         """Human-readable diff for --dry-run."""
@@ -59,6 +76,17 @@ class Diff:
 
 def _cut(value: str, limit: int = NAME_LEN) -> str:
     return value if len(value) <= limit else value[:limit]
+
+
+# Control characters other than tab and newline (C0, DEL, C1), and lone surrogates: what
+# the phonebook never stores, on every database alike. PostgreSQL refuses NUL outright (one
+# contact would fail the user's phonebook every night), EWS hands over what Exchange writes
+# as "&#x1;", phones show them as garbage. Emoji and other printable text stay as they are.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    return value if value.isprintable() else _UNSTORABLE.sub("", value)
 
 
 def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[str, ExistingEntry]:
@@ -131,16 +159,17 @@ def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],
 
 
 def entry_values(c: Contact) -> dict[str, Any]:
-    """Column values of an entry; over-long texts are cut to the column length."""
+    """Column values of an entry; over-long texts are cut to the column length, control
+    characters other than tab and newline dropped."""
     return {
-        "display_name": _cut(c.name),
-        "given_name": _cut(c.given_name),
-        "surname": _cut(c.surname),
-        "company": _cut(c.company),
-        "department": _cut(c.department),
-        "job_title": _cut(c.job_title),
-        "emails": list(c.emails),
-        "categories": list(c.categories),
+        "display_name": _cut(_clean(c.name)),
+        "given_name": _cut(_clean(c.given_name)),
+        "surname": _cut(_clean(c.surname)),
+        "company": _cut(_clean(c.company)),
+        "department": _cut(_clean(c.department)),
+        "job_title": _cut(_clean(c.job_title)),
+        "emails": [_clean(e) for e in c.emails],
+        "categories": [_clean(x) for x in c.categories],
         "source_id": c.source_id,
         "change_key": _cut(c.change_key, ID_LEN) if c.change_key else None,
         "content_hash": c.content_hash(),
@@ -153,10 +182,10 @@ def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str) -> l
             "entry_id": entry_id,
             "position": i,
             "type": n.type,
-            "number": _cut(n.number, NUMBER_LEN),
-            "e164": to_e164(n.number, region),
+            "number": _cut(number, NUMBER_LEN),
+            "e164": to_e164(number, region),
         }
-        for i, n in enumerate(numbers)
+        for i, (n, number) in enumerate((n, _clean(n.number)) for n in numbers)
     ]
 
 

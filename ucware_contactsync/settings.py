@@ -147,9 +147,15 @@ class Settings:
         return [s for s in (self.client_secret, self.ews_password) if s]
 
     @property
-    def verify(self) -> str | bool:
-        """What ``requests`` gets as ``verify``: the private CA when set, else the system's."""
-        return self.ca_bundle or True
+    def verify(self) -> str:
+        """What ``requests`` gets as ``verify``: the private CA when set, else the default
+        store as a path. Never ``True``: requests would then trust $REQUESTS_CA_BUNDLE or
+        $CURL_CA_BUNDLE instead, and only ``ca_bundle`` may change what is trusted."""
+        if self.ca_bundle:
+            return self.ca_bundle
+        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+        return DEFAULT_CA_BUNDLE_PATH
 
     def __repr__(self) -> str:  # never print secrets, also not by accident
         shown = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -104,6 +104,7 @@ def test_mutate_reports_what_changed() -> None:
         assert {i.ews_id for i in result.added[key]} == set(mbx.items) - before[key]
 
 
+@pytest.mark.prints_secret  # the fake prints its app secret (to a pipe)
 def test_command_runs_prints_config_and_stops(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ucware_contactsync.testing", "--seed", "2", "--mailboxes", "1",
@@ -134,6 +135,7 @@ def test_command_runs_prints_config_and_stops(tmp_path: Path) -> None:
     assert "stopped." in rest
 
 
+@pytest.mark.prints_secret  # the fake prints its app secret (to a pipe)
 def test_command_json(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ucware_contactsync.testing", "--json", "--mailboxes", "1",

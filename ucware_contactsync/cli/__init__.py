@@ -9,7 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .. import logs
+from ..db import database_failure, resolve_url
 from ..errors import EXIT_CONFIG, ContactSyncError
 from . import admin, csvcmd, service, synccmd
 
@@ -67,7 +70,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; nothing half-written was committed")
         return 130
+    except SQLAlchemyError as exc:  # the database failed outside a phonebook's transaction
+        failure = database_failure(exc, _url(args))
+        if failure is None:
+            return _unexpected(args, exc)
+        log.error("error: %s", failure, exc_info=args.verbose >= 2)
+        return failure.exit_code
     except Exception as exc:  # the last net: one line, traceback only with -vv
-        log.error("unexpected error: %s: %s (run with -vv for details and report it)",
-                  type(exc).__name__, exc, exc_info=args.verbose >= 2)
-        return EXIT_CONFIG
+        return _unexpected(args, exc)
+
+
+def _unexpected(args: argparse.Namespace, exc: Exception) -> int:
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    log.error("unexpected error: %s: %s (run with -vv for details and report it)",
+              type(exc).__name__, first[:300], exc_info=args.verbose >= 2)
+    return EXIT_CONFIG
+
+
+def _url(args: argparse.Namespace) -> str | None:
+    try:
+        return resolve_url(getattr(args, "db", None))
+    except ContactSyncError:
+        return None

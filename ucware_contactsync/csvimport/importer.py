@@ -177,7 +177,8 @@ class RowMapper:
                 continue
             if "\n" in value or "\r" in value:
                 # Only notes may span lines; a break elsewhere means a quote went astray.
-                problems.append(f"line break inside column '{self.layout.header[i].strip()}' "
+                # repr: a header cell may hold a line break itself; one problem, one line.
+                problems.append(f"line break inside column {self.layout.header[i].strip()!r} "
                                 "(unbalanced quotes?)")
                 continue
             if kind == fm.FIELD:
@@ -272,8 +273,8 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
         raise UsageError(f"{shown} line 1: the header row ({cols}{more}) matches no known CSV "
                          "format", fm.expected_formats())
     if layout.unknown or layout.duplicates:
-        probs = [Problem(1, f"unknown column '{c}'") for c in layout.unknown]
-        probs += [Problem(1, f"column '{c}' appears twice") for c in layout.duplicates]
+        probs = [Problem(1, f"unknown column {c!r}") for c in layout.unknown]
+        probs += [Problem(1, f"column {c!r} appears twice") for c in layout.duplicates]
         raise CsvImportError(shown, probs, "use only the columns of docs/csv-format.md: "
                              f"{', '.join(fm.OWN_COLUMNS)} and the number types "
                              f"{', '.join(fm.NUMBER_TYPES)}")

@@ -44,19 +44,31 @@ def decode(data: bytes) -> tuple[str, str]:
     """(text, encoding name). BOM first, then strict UTF-8, then cp1252 if it looks like text."""
     if data.startswith(codecs.BOM_UTF8):
         try:
-            return data[3:].decode("utf-8"), "utf-8-sig"
+            text, encoding = data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as exc:
             raise ReadError(_line_of(data, exc.start + 3),
                             f"the file starts with a UTF-8 BOM but byte 0x{data[exc.start + 3]:02x}"
                             " is not UTF-8") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # Excel's "Unicode text" export: UTF-16 with BOM (and usually tabs).
         try:
-            text = data.decode("utf-16")
+            text, encoding = data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             raise ReadError(1, "the file starts with a UTF-16 BOM but is not valid UTF-16"
                             ) from None
-        return text, "utf-16"
+    else:
+        text, encoding = _decode_plain(data)
+    # Checked for every encoding: a BOM must not smuggle NUL or escape characters into
+    # phonebooks (PostgreSQL refuses NUL in text and the import would end in a crash).
+    m = _CONTROL.search(text)
+    if m is not None:
+        bad = m.start()
+        raise ReadError(text.count("\n", 0, bad) + 1,
+                        f"control character U+{ord(text[bad]):04X}: not a text CSV file")
+    return text, encoding
+
+
+def _decode_plain(data: bytes) -> tuple[str, str]:
     nul = data.find(b"\x00")
     if nul >= 0:
         # UTF-16 without BOM, a spreadsheet (.xlsx/.xls) or other binary data.
@@ -65,22 +77,14 @@ def decode(data: bytes) -> tuple[str, str]:
         raise ReadError(_line_of(data, nul),
                         f"the file contains a NUL byte: not a text CSV file{hint}")
     try:
-        text = data.decode("utf-8")
-        encoding = "utf-8"
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf8_error:
         try:
-            text = data.decode("cp1252")
+            return data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError as exc:
             raise ReadError(_line_of(data, utf8_error.start),
                             f"byte 0x{data[exc.start]:02x} is neither UTF-8 nor Windows-1252"
                             ) from None
-        encoding = "cp1252"
-    m = _CONTROL.search(text)
-    if m is not None:
-        bad = m.start()
-        raise ReadError(text.count("\n", 0, bad) + 1,
-                        f"control character U+{ord(text[bad]):04X}: not a text CSV file")
-    return text, encoding
 
 
 def sniff_delimiter(text: str) -> str:

@@ -12,6 +12,9 @@ exchangelib traps handled here (see docs/development.md and the exchangelib note
 * tokens are fetched before each page outside exchangelib, so a failing token endpoint
   surfaces as our error and never strands a pooled session (the session-pool hang);
 * HTTP 429 is turned into ErrorServerBusy with Retry-After, and retried by us;
+* exchangelib answers ErrorServerBusy by shrinking its session pool, and its
+  ``decrease_poolsize`` deadlocks when every session is in use (it waits for one while
+  holding the lock that adding one needs): replaced by one that never waits;
 * folders are looked up with ``get_distinguished`` (no class-level lock across accounts);
 * only the fields we store are requested (never the 116 default properties).
 """
@@ -19,9 +22,11 @@ exchangelib traps handled here (see docs/development.md and the exchangelib note
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from queue import Empty
 from typing import Any, TypeVar
 
 import requests
@@ -73,6 +78,7 @@ PAGE = 512  # SyncFolderItems maximum
 BACKOFF = 0.5  # first back-off step (s) for retries the server gave no delay for; doubles
 EWS_VERSION = Version(build=Build(15, 1, 2507, 6), api_version="Exchange2016")
 _ORDER = {t: i for i, t in enumerate(NUMBER_TYPES)}
+_HTTP_FAILURE = re.compile(r"Unknown failure in response\. Code: (\d+)")
 _ADDITIONAL = {FieldPath(field=EwsContact.get_field_by_fieldname(f)) for f in FIELDS}
 CONTACTS = "contacts"  # state key of the Contacts folder: its distinguished id
 HIERARCHY = "#hierarchy"  # state key of the SyncFolderHierarchy state below Contacts
@@ -111,13 +117,22 @@ class _FolderChanges(SyncFolderHierarchy):
 
 
 class _RetryPolicy(FailFast):
-    """Fail fast (we retry ourselves), but turn HTTP 429 into ErrorServerBusy with Retry-After."""
+    """Fail fast (we retry ourselves), but turn HTTP 429 into ErrorServerBusy with Retry-After,
+    and a SOAP answer that does not end its envelope into MalformedResponseError."""
 
     def raise_response_errors(self, response: requests.Response) -> None:
         if response.status_code == 429:
             raise ews_errors.ErrorServerBusy(
                 "HTTP 429 Too Many Requests", back_off=max(1.0, retry_after(response) or 5.0)
             )
+        # exchangelib parses with lxml's recover=True: a body cut short (a proxy, a broken
+        # server) would parse as the first items plus a SyncState that claims the rest, and
+        # a full read would then delete the missing entries. A whole answer ends its envelope.
+        # (Our requests never stream, so the body is already read here.)
+        body = response.content
+        if b"Envelope" in body[:300] and not body.rstrip().endswith(b"Envelope>"):
+            raise ews_errors.MalformedResponseError(
+                f"incomplete SOAP response (HTTP {response.status_code}, {len(body)} bytes)")
         super().raise_response_errors(response)
 
 
@@ -147,13 +162,33 @@ class _ProviderCredentials(OAuth2Credentials):
         return {"token": token}  # no auto_refresh_url: expiry -> TokenExpiredError
 
 
+def _decrease_poolsize(self: BaseProtocol) -> None:
+    """exchangelib's decrease_poolsize, minus the wait: it takes a session out of the pool
+    while holding ``_session_pool_lock``, and with every session in use get_session() tries
+    to add one, which needs that lock: the thread hangs forever, and the run with it (found
+    by a throttling storm with four mailboxes in parallel). Throttling pauses are ours
+    anyway (the retry loop below); here an idle session is dropped if there is one."""
+    with self._session_pool_lock:
+        if self._session_pool_size <= 1:
+            raise ews_errors.SessionPoolMinSizeReached("Session pool size cannot be decreased "
+                                                       "further")
+        try:
+            session = self._session_pool.get(block=False)
+        except Empty:
+            return  # all in use: nothing idle to drop now
+        self.close_session(session)
+        self._session_pool_size -= 1
+
+
+BaseProtocol.decrease_poolsize = _decrease_poolsize  # type: ignore[method-assign]
+
 _adapter_lock = threading.Lock()
 
 
 def _install_ca(ca_bundle: str) -> None:
-    """exchangelib builds its sessions from a class-level adapter: trust ``ca_bundle`` there."""
-    if not ca_bundle:
-        return
+    """exchangelib builds its sessions from a class-level adapter: trust ``ca_bundle`` (the
+    private CA, else the default store: ``Settings.verify``) there. Always set, so neither
+    $REQUESTS_CA_BUNDLE nor an earlier source's CA in the same process widens the trust."""
 
     class CABundleAdapter(requests.adapters.HTTPAdapter):
         def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
@@ -204,7 +239,7 @@ class EwsSource(ContactSource):
         self.include_subfolders = include_subfolders
         self.max_wait = max_wait
         self.on_premises = not settings.office365
-        _install_ca(settings.ca_bundle)
+        _install_ca(settings.verify)
         if self.on_premises:
             if not settings.ews_username or not settings.ews_password:
                 raise SourceError(Kind.AUTH, "on-premises Exchange needs a service account",
@@ -277,8 +312,12 @@ class EwsSource(ContactSource):
                 and ("SSL" in str(exc) or "certificate" in str(exc).lower())):
             return SourceError(Kind.TRANSIENT, f"TLS error talking to {self.settings.ews_url}",
                                HINT_TLS)
-        return SourceError(Kind.TRANSIENT, f"EWS request for {mailbox} failed: "
-                           f"{type(exc).__name__}: {first_line(exc)}",
+        what = f"{type(exc).__name__}: {first_line(exc)}"
+        status = _HTTP_FAILURE.match(str(exc))
+        if isinstance(exc, ews_errors.MalformedResponseError) and status:
+            # exchangelib's text carries the headers dict and the body start: keep the status.
+            what = f"HTTP {status.group(1)} without an EWS answer"
+        return SourceError(Kind.TRANSIENT, f"EWS request for {mailbox} failed: {what}",
                            "the next run retries; check ews_url and the Exchange server if it "
                            "persists")
 
@@ -380,7 +419,9 @@ def to_contact(item: EwsContact, folder_id: str | None = None) -> Contact:
     for entry in item.phone_numbers or ():
         kind = EWS_LABELS.get(entry.label or "")
         text = (entry.phone_number or "").strip()
-        if kind and text:
+        # One number per type, the first: an entry holds one per type, and a Graph read of
+        # the same item gives the same (a server repeating keys must not make 500 numbers).
+        if kind and text and all(n.type != kind for n in numbers):
             numbers.append(PhoneNumber(kind, text))
     numbers.sort(key=lambda n: _ORDER[n.type])
     emails = tuple(e.email.strip() for e in sorted(item.email_addresses or (),

@@ -17,10 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import directory, logs
-from ..db import Database
-from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
+from ..db import Database, database_failure
+from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError
 from ..model import Phonebook, SyncState, User, utcnow
-from ..phonebook import Diff, apply, diff_changes, diff_full, ensure_phonebook, existing_entries
+from ..phonebook import (
+    DiffCounts,
+    apply,
+    diff_changes,
+    diff_full,
+    ensure_phonebook,
+    existing_entries,
+)
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 
@@ -37,9 +44,10 @@ AHEAD = 2
 class UserResult:
     email: str
     status: str  # ok | failed | skipped
-    diff: Diff | None = None
+    diff: DiffCounts | None = None  # counts only: a run never keeps every user's contacts
     message: str = ""
     full: bool = False
+    fatal: DatabaseError | None = None  # the database itself failed: the run stops
 
 
 @dataclass
@@ -47,6 +55,7 @@ class RunResult:
     api: str
     users: list[UserResult] = field(default_factory=list)
     aborted: str = ""
+    abort_code: int = EXIT_CONFIG
     seconds: float = 0.0
     dry_run: bool = False
 
@@ -57,15 +66,15 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.aborted:
-            return EXIT_CONFIG
+            return self.abort_code
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def summary(self) -> str:
         ok = [u for u in self.users if u.status == "ok"]
         skipped = [u for u in self.users if u.status == "skipped"]
-        adds = sum(len(u.diff.adds) for u in ok if u.diff)
-        upd = sum(len(u.diff.updates) for u in ok if u.diff)
-        rem = sum(len(u.diff.removes) for u in ok if u.diff)
+        adds = sum(u.diff.added for u in ok if u.diff)
+        upd = sum(u.diff.updated for u in ok if u.diff)
+        rem = sum(u.diff.removed for u in ok if u.diff)
         users = "user" if len(ok) == 1 else "users"
         if self.dry_run:
             return (f"dry run via {self.api}, nothing written: {len(ok)} {users} read, "
@@ -177,7 +186,15 @@ class SyncEngine:
                     result.users.append(self._fail(email, f"reading the mailbox failed: "
                                                           f"{type(exc).__name__}: {exc}"))
                     continue
-                result.users.append(self._write(uid, email, read))
+                done = self._write(uid, email, read)
+                result.users.append(done)
+                if done.fatal is not None:  # full disk, server gone: the next would fail too
+                    left = len(pending) + len(waiting)
+                    more = f", as are those of {left} more user{'s' if left > 1 else ''}"
+                    result.aborted = (f"{done.fatal.message} while writing the phonebook of "
+                                      f"{email}, which is unchanged{more if left else ''} — "
+                                      f"{done.fatal.hint}")
+                    result.abort_code = done.fatal.exit_code
                 del read  # the next mailbox's contacts replace these, not join them
         result.seconds = time.monotonic() - started
         return result
@@ -222,12 +239,15 @@ class SyncEngine:
                     self._store_states(s, user_id, read.states)
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)
+            failure = database_failure(exc, self.db.url)
+            if failure is not None:
+                return UserResult(email, "failed", message=failure.message, fatal=failure)
             return self._fail(email, f"writing the phonebook failed, it is unchanged: "
                                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         mode = "full" if read.full else "incremental"
         prefix = "would be: " if self.dry_run else ""
         log.info("%s: %s%s (%s, %s)", email, prefix, diff.summary(), mode, read.api)
-        return UserResult(email, "ok", diff=diff, full=read.full)
+        return UserResult(email, "ok", diff=diff.counts(), full=read.full)
 
     def _store_states(self, s: Session, user_id: int, states: dict[str, str]) -> None:
         """Make the stored states equal ``states``, writing only the rows that differ (an

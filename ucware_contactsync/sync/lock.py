@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -29,11 +30,11 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # owner only
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            holder = _holder(fd)
             os.close(fd)
             raise LockedError(f"another sync is running (pid {holder}, lock {self.path})",
                               "wait for it to finish; this run changed nothing") from None
@@ -49,3 +50,26 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _holder(fd: int) -> str:
+    """The pid the holder wrote into the lock file. A holder that has just taken the lock may
+    not have written it yet (the file is empty, or still names a killed predecessor): then
+    read again for a moment rather than name no one or a dead process."""
+    text = ""
+    for _ in range(50):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit() and _alive(int(text)):
+            return text
+        time.sleep(0.01)
+    return text or "?"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _xml_escape
 
 from lxml import etree
 
@@ -31,6 +32,16 @@ _S, _M, _T = f"{{{SOAP_NS}}}", f"{{{M_NS}}}", f"{{{T_NS}}}"
 LABEL_OF_TYPE = {v: k for k, v in EWS_LABELS.items()}  # our type -> EWS PhoneNumberKey
 EMAIL_KEYS = ("EmailAddress1", "EmailAddress2", "EmailAddress3")
 PAGE_CAP = 1000  # Exchange Online's EWSFindCountLimit per page
+
+# Characters XML 1.0 cannot carry. Exchange writes them as character references anyway
+# ("&#x1;"), which strict parsers refuse and exchangelib's recovering parser keeps.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def escape(value: str) -> str:
+    """Text for an element or attribute, control characters as Exchange writes them."""
+    return _NOT_XML.sub(lambda m: f"&#x{ord(m.group()):X};", _xml_escape(value))
+
 
 # Untrusted bodies: no entity expansion, no network, no huge trees beyond our needs.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
@@ -194,6 +205,8 @@ def render_item(item: Item, shape: Shape) -> str:
         out.append(f"<t:ItemClass>{'IPM.DistList' if is_dl else 'IPM.Contact'}</t:ItemClass>")
     if w("item:Subject"):
         out.append(_text("Subject", item.display_name))
+    if w("item:Body") and item.notes:
+        out.append(f'<t:Body BodyType="Text">{escape(item.notes)}</t:Body>')
     if w("item:Categories") and item.categories:
         out.append("<t:Categories>" + "".join(_text("String", c) for c in item.categories)
                    + "</t:Categories>")
@@ -235,7 +248,7 @@ def render_item(item: Item, shape: Shape) -> str:
         out.append("<t:EmailAddresses>" + "".join(
             f'<t:Entry Key="{k}">{escape(e)}</t:Entry>' for k, e in emails)
             + "</t:EmailAddresses>")
-    phones = [(LABEL_OF_TYPE[t], n) for t, n in item.numbers.items()
+    phones = [(LABEL_OF_TYPE[t], n) for t, n in [*item.numbers.items(), *item.extra_numbers]
               if shape.wants_indexed("contacts:PhoneNumber", "contacts:PhoneNumbers",
                                      LABEL_OF_TYPE[t])]
     if phones:

@@ -98,17 +98,23 @@ def contact_json(item: Item) -> dict[str, Any]:
         "manager": None,
         # Outlook keeps at most two business and two home numbers; Graph compacts the lists,
         # so a lone "Business 2" number comes as businessPhones[0] (as in Graph).
-        "homePhones": [n[t] for t in ("home", "home2") if t in n],
+        "homePhones": [n[t] for t in ("home", "home2") if t in n] + _extra(item, "home"),
         "mobilePhone": n.get("mobile"),
-        "businessPhones": [n[t] for t in ("business", "business2") if t in n],
+        "businessPhones": ([n[t] for t in ("business", "business2") if t in n]
+                           + _extra(item, "business")),
         "spouseName": None,
-        "personalNotes": "",
+        "personalNotes": item.notes,
         "children": [],
         "emailAddresses": [{"name": e, "address": e} for e in item.emails],
         "homeAddress": {},
         "businessAddress": {},
         "otherAddress": {},
     }
+
+
+def _extra(item: Item, kind: str) -> list[str]:
+    """``Item.extra_numbers`` of the business* / home* types, appended to Graph's lists."""
+    return [num for t, num in item.extra_numbers if t in (kind, f"{kind}2")]
 
 
 def selected_json(item: Item, select: tuple[str, ...]) -> dict[str, Any]:

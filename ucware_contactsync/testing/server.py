@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,6 +57,7 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""  # request body (EWS XML; token form with the secret masked)
     fault: str | None = None  # name of the fault knob that shaped the answer
+    response_bytes: int = 0  # length of the body sent (before a drop cut it)
     started: float = 0.0
     duration: float = 0.0
 
@@ -64,52 +66,86 @@ class RequestRecord:
         return self.path + ("?" + self.query if self.query else "")
 
 
+class _Knob:
+    """A count-based fault: of the eligible requests, every ``every``-th is hit until
+    ``count`` hits are used up (``every=2``: every second request, "half of them")."""
+
+    __slots__ = ("count", "every", "seen", "value")
+
+    def __init__(self, count: int = 0, every: int = 1, value: Any = None) -> None:
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        self.count, self.every, self.seen, self.value = count, every, 0, value
+
+    def take(self) -> bool:
+        if self.count <= 0:
+            return False
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        self.count -= 1
+        return True
+
+
 class Faults:
     """Knobs that make the next requests fail in the ways Microsoft's services fail.
 
     Count-based knobs are consumed atomically, so with several client threads exactly
-    ``count`` requests are hit.
+    ``count`` requests are hit. Most take ``every``: hit only every ``every``-th eligible
+    request (a throttling storm: ``throttle_graph(count=1000, every=2)``).
     """
 
     def __init__(self, tenant: Tenant) -> None:
         self._tenant = tenant
         self._lock = threading.Lock()
+        # knob name -> requests it hit so far (kept by reset(); a held-back slow response
+        # counts when it starts waiting, long before it reaches the request log).
+        self.hits: Counter[str] = Counter()
         self.reset()
 
     def reset(self) -> None:
         """Back to a healthy service (does not touch tenant data or sync states)."""
         with self._lock:
-            self._ews_busy = 0
-            self._ews_backoff_ms = 0
-            self._ews_429 = 0
-            self._ews_429_retry_after = 0
-            self._graph_throttle = 0
-            self._graph_retry_after = 0
-            self._graph_status = 429
+            self._ews_busy = _Knob()
+            self._ews_429 = _Knob()
+            self._graph_throttle = _Knob()
             self._mailboxes: dict[str, MailboxFault] = {}
             self._token_down = False
+            self._token_ok_left: int | None = None  # token_outage: healthy answers left
+            self._token_outage_s: float | None = None
+            self._token_down_until = 0.0  # time.monotonic(); inf: until reset
             self._slow = 0.0
+            self._slow_next = _Knob()
+            self._slow_apis: frozenset[str] = frozenset()
             self._token_lifetime: int | None = None
-            self._drop = 0
+            self._lifetime_next = _Knob()
+            self._drop = _Knob()
             self._drop_apis: frozenset[str] = frozenset({"ews", "graph"})
+            self._malformed = _Knob()
+            self._malformed_apis: frozenset[str] = frozenset({"ews", "graph"})
+            self._entities = _Knob()
 
     # -- the public knobs -----------------------------------------------------------------------
-    def throttle_ews(self, count: int = 1, backoff_ms: int = 1000) -> None:
+    def throttle_ews(self, count: int = 1, backoff_ms: int = 1000, every: int = 1) -> None:
         """Next ``count`` EWS requests: HTTP 500 SOAP fault ErrorServerBusy with
         BackOffMilliseconds."""
         with self._lock:
-            self._ews_busy, self._ews_backoff_ms = count, backoff_ms
+            self._ews_busy = _Knob(count, every, backoff_ms)
 
-    def throttle_ews_http429(self, count: int = 1, retry_after: int = 1) -> None:
+    def throttle_ews_http429(self, count: int = 1, retry_after: float = 1,
+                             every: int = 1) -> None:
         """Next ``count`` EWS requests: bare HTTP 429 with ``Retry-After`` (seconds)."""
         with self._lock:
-            self._ews_429, self._ews_429_retry_after = count, retry_after
+            self._ews_429 = _Knob(count, every, retry_after)
 
-    def throttle_graph(self, count: int = 1, retry_after_s: int = 1, status: int = 429) -> None:
-        """Next ``count`` Graph requests: 429 (or e.g. 503) with ``Retry-After``."""
+    def throttle_graph(self, count: int = 1, retry_after_s: float = 1, status: int = 429,
+                       every: int = 1) -> None:
+        """Next ``count`` Graph requests: 429 (or e.g. 503) with ``Retry-After``.
+
+        ``retry_after_s`` may be fractional (``0.1``): not what Graph sends, but it keeps
+        throttling tests fast; clients that parse the header as a number honour it."""
         with self._lock:
-            self._graph_throttle, self._graph_retry_after = count, retry_after_s
-            self._graph_status = status
+            self._graph_throttle = _Knob(count, every, (status, retry_after_s))
 
     def fail_mailbox(self, smtp: str, kind: MailboxFault) -> None:
         """Every request for this mailbox fails: missing / denied / http500."""
@@ -130,23 +166,64 @@ class Faults:
         """Token endpoint answers HTTP 503 ``temporarily_unavailable`` (AADSTS90033)."""
         with self._lock:
             self._token_down = down
+            if not down:
+                self._token_ok_left, self._token_down_until = None, 0.0
+
+    def token_outage(self, after: int = 0, seconds: float | None = None) -> None:
+        """The token endpoint goes down after ``after`` more successful answers, for
+        ``seconds`` (None: until ``token_endpoint_down(False)`` or ``reset()``)."""
+        with self._lock:
+            self._token_ok_left, self._token_outage_s = after, seconds
+            self._token_down_until = 0.0
 
     def slow(self, seconds: float) -> None:
         """Delay every response by ``seconds`` (0 turns it off)."""
         with self._lock:
             self._slow = seconds
 
-    def token_lifetime(self, seconds: int | None) -> None:
-        """Lifetime of tokens issued from now on (None: the default 3599 s)."""
+    def slow_responses(self, count: int, seconds: float, api: str | tuple[str, ...] | None = None,
+                       every: int = 1) -> None:
+        """Next ``count`` responses (EWS and Graph unless ``api`` says otherwise): delay them
+        by ``seconds`` on top of ``slow`` (for client read timeouts)."""
         with self._lock:
-            self._token_lifetime = seconds
+            self._slow_next = _Knob(count, every, seconds)
+            self._slow_apis = _apis(api)
 
-    def drop_connection(self, count: int = 1, api: str | tuple[str, ...] | None = None) -> None:
+    def token_lifetime(self, seconds: int | None, count: int | None = None) -> None:
+        """Lifetime of tokens issued from now on (None: the default 3599 s); with ``count``,
+        of the next ``count`` tokens only (then the lifetime set before applies again)."""
+        with self._lock:
+            if count is None:
+                self._token_lifetime = seconds
+            else:
+                self._lifetime_next = _Knob(count, 1, seconds)
+
+    def drop_connection(self, count: int = 1, api: str | tuple[str, ...] | None = None,
+                        every: int = 1) -> None:
         """Next ``count`` responses (EWS and Graph unless ``api`` says otherwise): send the
         headers and half the body, then close the socket."""
-        apis = ("ews", "graph") if api is None else (api,) if isinstance(api, str) else api
         with self._lock:
-            self._drop, self._drop_apis = count, frozenset(apis)
+            self._drop, self._drop_apis = _Knob(count, every), _apis(api)
+
+    def malformed_response(self, count: int = 1, api: str | tuple[str, ...] | None = None,
+                           every: int = 1) -> None:
+        """Next ``count`` responses (EWS and Graph unless ``api`` says otherwise): a complete
+        HTTP response (status and headers kept, Content-Length right) whose body is cut
+        in half: XML / JSON that ends in the middle of a document."""
+        with self._lock:
+            self._malformed, self._malformed_apis = _Knob(count, every), _apis(api)
+
+    def xml_entities(self, kind: Literal["laughs", "external"], count: int = 1,
+                     operation: str | None = "SyncFolderItems",
+                     system_id: str = "file:///etc/hostname") -> None:
+        """Next ``count`` successful EWS answers (to ``operation``, None: any) carry a DTD and
+        an entity reference at the start of every ``DisplayName``: ``laughs`` is the billion
+        laughs (10**9 "lol" if expanded), ``external`` an external entity ``system_id``. A
+        safe client neither expands nor fetches them."""
+        if kind not in ("laughs", "external"):
+            raise ValueError(f"unknown entity attack {kind!r}")
+        with self._lock:
+            self._entities = _Knob(count, 1, (kind, operation, system_id))
 
     def invalidate_sync_states(self, smtp: str) -> None:
         """All SyncStates / delta tokens issued so far for this mailbox become invalid."""
@@ -155,31 +232,55 @@ class Faults:
     # -- used by the server ---------------------------------------------------------------------
     def take_ews_busy(self) -> int | None:
         with self._lock:
-            if self._ews_busy > 0:
-                self._ews_busy -= 1
-                return self._ews_backoff_ms
-            return None
+            return self._ews_busy.value if self._ews_busy.take() else None
 
-    def take_ews_429(self) -> int | None:
+    def take_ews_429(self) -> float | None:
         with self._lock:
-            if self._ews_429 > 0:
-                self._ews_429 -= 1
-                return self._ews_429_retry_after
-            return None
+            return self._ews_429.value if self._ews_429.take() else None
 
-    def take_graph_throttle(self) -> tuple[int, int] | None:
+    def take_graph_throttle(self) -> tuple[int, float] | None:
         with self._lock:
-            if self._graph_throttle > 0:
-                self._graph_throttle -= 1
-                return self._graph_status, self._graph_retry_after
-            return None
+            return self._graph_throttle.value if self._graph_throttle.take() else None
 
     def take_drop(self, api: str) -> bool:
         with self._lock:
-            if self._drop > 0 and api in self._drop_apis:
-                self._drop -= 1
+            return api in self._drop_apis and self._drop.take()
+
+    def take_malformed(self, api: str) -> bool:
+        with self._lock:
+            return api in self._malformed_apis and self._malformed.take()
+
+    def take_entities(self, operation: str) -> tuple[str, str] | None:
+        """(kind, system_id) if this EWS answer gets the entity attack."""
+        with self._lock:
+            wanted = self._entities.value[1] if self._entities.value else None
+            if wanted in (None, operation) and self._entities.take():
+                return self._entities.value[0], self._entities.value[2]
+            return None
+
+    def take_delay(self, api: str | None) -> float:
+        """Seconds to hold this response back (``slow`` plus a ``slow_responses`` hit)."""
+        with self._lock:
+            extra = 0.0
+            if api in self._slow_apis and self._slow_next.take():
+                extra = self._slow_next.value
+                self.hits["slow_responses"] += 1
+            return self._slow + extra
+
+    def take_token_down(self) -> bool:
+        """Whether this token request meets an outage (consumes ``token_outage``'s count)."""
+        with self._lock:
+            if self._token_down:
                 return True
-            return False
+            now = time.monotonic()
+            if self._token_ok_left is not None:
+                if self._token_ok_left > 0:
+                    self._token_ok_left -= 1
+                    return False
+                self._token_ok_left = None
+                self._token_down_until = (float("inf") if self._token_outage_s is None
+                                          else now + self._token_outage_s)
+            return now < self._token_down_until
 
     def mailbox_fault(self, smtp: str | None) -> MailboxFault | None:
         with self._lock:
@@ -191,11 +292,41 @@ class Faults:
 
     @property
     def is_token_down(self) -> bool:
-        return self._token_down
+        return self._token_down or time.monotonic() < self._token_down_until
 
     @property
     def lifetime(self) -> int | None:
         return self._token_lifetime
+
+    def take_lifetime(self) -> int | None:
+        """Lifetime of the token being issued (consumes a ``count`` of token_lifetime)."""
+        with self._lock:
+            if self._lifetime_next.take():
+                return self._lifetime_next.value
+            return self._token_lifetime
+
+
+def _apis(api: str | tuple[str, ...] | None) -> frozenset[str]:
+    return frozenset(("ews", "graph") if api is None else (api,) if isinstance(api, str)
+                     else api)
+
+
+def with_entities(payload: bytes, kind: str, system_id: str = "file:///etc/hostname") -> bytes:
+    """``payload`` (a SOAP answer) with a DTD and an entity reference in every DisplayName."""
+    if kind == "laughs":
+        dtd = '<!ENTITY lol0 "lol">' + "".join(
+            f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+        ref = "&lol9;"
+    else:
+        dtd, ref = f'<!ENTITY xxe SYSTEM "{system_id}">', "&xxe;"
+    head = b'<?xml version="1.0" encoding="utf-8"?>'
+    payload = payload.replace(head, head + f"<!DOCTYPE s:Envelope [{dtd}]>".encode(), 1)
+    return payload.replace(b"<t:DisplayName>", b"<t:DisplayName>" + ref.encode())
+
+
+def _seconds(value: float) -> str:
+    """A Retry-After value: whole seconds as Microsoft sends them, else e.g. ``0.1``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class _Server(ThreadingHTTPServer):
@@ -274,13 +405,17 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - a bug in the fake must not hang the client
             status, headers = 500, {"Content-Type": "text/plain"}
             payload = f"fake exchange internal error: {exc!r}".encode()
-        delay = fx.faults.delay
+        delay = fx.faults.take_delay(rec.api)
         if delay:
             time.sleep(delay)
         rec.status = status
+        if rec.api in ("ews", "graph") and fx.faults.take_malformed(rec.api):
+            rec.fault = "malformed_response"
+            payload = payload[: len(payload) // 2]
         drop = rec.api is not None and fx.faults.take_drop(rec.api)
         if drop:
             rec.fault = "drop_connection"
+        rec.response_bytes = len(payload)
         rec.duration = time.monotonic() - rec.started
         fx._log(rec)
         self.send_response(status)
@@ -434,12 +569,12 @@ class FakeExchange:
     # token -------------------------------------------------------------------------------------
     def _token(self, h: _Handler, tenant_in_path: str, body: bytes
                ) -> tuple[int, dict[str, str], bytes]:
-        if self.faults.is_token_down:
+        if self.faults.take_token_down():
             reply = entra_error(503, "temporarily_unavailable", 90033,
                                 "A transient error has occurred. Please try again.")
             reply.headers["Retry-After"] = "1"
         else:
-            lifetime = self.faults.lifetime
+            lifetime = self.faults.take_lifetime()
             if lifetime is None:
                 lifetime = DEFAULT_TOKEN_LIFETIME
             reply = handle_token_request(self.tenant, tenant_in_path, body,
@@ -492,7 +627,7 @@ class FakeExchange:
         retry_after = self.faults.take_ews_429()
         if retry_after is not None:
             rec.fault = "throttle_ews_http429"
-            return 429, {"Retry-After": str(retry_after), "Content-Type": "text/plain"}, \
+            return 429, {"Retry-After": _seconds(retry_after), "Content-Type": "text/plain"}, \
                 b"Too Many Requests"
         if not req.has_impersonation or not req.impersonated:
             return 500, xml, soap_fault("ErrorInvalidExchangeImpersonationHeaderData")
@@ -510,6 +645,10 @@ class FakeExchange:
         if fault == "denied" or mbx.impersonation_denied:
             return 500, xml, soap_fault("ErrorImpersonateUserDenied")
         status, payload = self._ews.handle(req, mbx)
+        attack = self.faults.take_entities(req.operation) if status == 200 else None
+        if attack is not None:
+            rec.fault = "xml_entities"
+            payload = with_entities(payload, *attack)
         return status, xml, payload
 
     # Graph ----------------------------------------------------------------------------------------
@@ -551,9 +690,9 @@ class FakeExchange:
             if status == 429:
                 return err(429, "ApplicationThrottled",
                            "Application is over its MailboxConcurrency limit.",
-                           {"Retry-After": str(retry_after)})
+                           {"Retry-After": _seconds(retry_after)})
             return err(status, "ServiceUnavailable", "Service unavailable.",
-                       {"Retry-After": str(retry_after)})
+                       {"Retry-After": _seconds(retry_after)})
         if not GRAPH_ROLES & set(claims.get("roles", ())):
             return err(403, "ErrorAccessDenied", "Access is denied. Check credentials and try "
                                                  "again.")

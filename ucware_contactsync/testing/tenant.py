@@ -88,6 +88,11 @@ def graph_to_ews_id(graph_id: str) -> str:
     return graph_id.replace("-", "+").replace("_", "/")
 
 
+# Every app secret a fake tenant ever issued in this process: the test suite checks after
+# each test that none of them appears in any output or log (tests/conftest.py).
+ISSUED_SECRETS: set[str] = set()
+
+
 @dataclass(slots=True)
 class App:
     client_id: str
@@ -96,6 +101,9 @@ class App:
     secret_expired: bool = False
     display_name: str = "UCware Contactsync"
     object_id: str = ""
+
+    def __post_init__(self) -> None:
+        ISSUED_SECRETS.add(self.secret)
 
 
 @dataclass(slots=True)
@@ -193,6 +201,12 @@ class Item:
     numbers: dict[str, str] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
+    # Outlook's notes (EWS Body, Graph personalNotes): served only when a client asks for it.
+    notes: str = ""
+    # Numbers beyond the one-per-type slots, as (type, number): what a broken or hostile
+    # server could send (EWS: repeated PhoneNumbers keys; Graph: longer businessPhones /
+    # homePhones lists). Only business* and home* types reach Graph.
+    extra_numbers: list[tuple[str, str]] = field(default_factory=list)
     # Rendered XML / JSON per requested field set; dropped on every change (see server speed).
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -218,7 +232,7 @@ class Item:
 
 # Fields add_contact / update_contact accept.
 CONTACT_FIELDS = ("given_name", "surname", "display_name", "company", "department", "job_title",
-                  "emails", "numbers", "categories")
+                  "emails", "numbers", "categories", "notes", "extra_numbers")
 
 
 class Mailbox:
@@ -324,7 +338,8 @@ class Mailbox:
     def add_contact(self, given_name: str = "", surname: str = "", display_name: str = "",
                     company: str = "", department: str = "", job_title: str = "",
                     emails: Sequence[str] = (), numbers: dict[str, str] | None = None,
-                    categories: Sequence[str] = (), folder: Folder | str | None = None) -> Item:
+                    categories: Sequence[str] = (), folder: Folder | str | None = None,
+                    notes: str = "", extra_numbers: Sequence[tuple[str, str]] = ()) -> Item:
         with self.tenant.lock:
             target = self._resolve_folder(folder)
             seq = self._next_seq()
@@ -334,7 +349,8 @@ class Mailbox:
                                      display_name=display_name, company=company,
                                      department=department, job_title=job_title,
                                      emails=emails, numbers=numbers or {},
-                                     categories=categories))
+                                     categories=categories, notes=notes,
+                                     extra_numbers=extra_numbers))
             self._store(item, seq)
             return item
 
@@ -478,6 +494,12 @@ def _apply_fields(item: Item, fields: dict[str, Any]) -> None:
             item.emails = emails
         elif name == "categories":
             item.categories = list(value or [])
+        elif name == "extra_numbers":
+            pairs = [(str(t), str(n)) for t, n in value or ()]
+            bad = {t for t, _ in pairs} - set(NUMBER_TYPES)
+            if bad:
+                raise ValueError(f"unknown number types {sorted(bad)}; use {NUMBER_TYPES}")
+            item.extra_numbers = pairs
         else:
             setattr(item, name, value or "")
     if item.kind == "contact" and not item.display_name:

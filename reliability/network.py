@@ -1,0 +1,272 @@
+"""Network faults and bad data, through the fake Exchange Online, for EWS and for Graph.
+
+Each case: a healthy first run, hand-typed and CSV entries beside the synced ones, the user
+edits Outlook, then one sync under the fault, then a healthy sync (``lab.scenario``). The row
+passes if the faulty run ended with its documented exit code and one clear line per failure,
+every phonebook is in its old or its fully updated state, hand-typed and CSV entries are
+untouched, and the next healthy run makes every phonebook equal its mailbox.
+
+Suite size: 3 mailboxes of 25 contacts, retry back-offs shrunk to 20 ms, server back-offs of
+20-50 ms (one EWS HTTP 429 costs a second: the source waits at least that long on a 429).
+``full``: 5 mailboxes of 400 contacts, the production back-offs, longer storms and outages.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+from urllib.parse import unquote
+
+from ucware_contactsync.testing import Tenant, generate_tenant
+from ucware_contactsync.testing.server import RequestRecord
+
+from .common import Case, Outcome
+from .lab import ROLES, Fault, Lab, Run, scenario, short_timeouts, small_tenant
+
+APIS = ("ews", "graph")
+VICTIM = "juergen.schaefer@contoso.de"  # the mailbox a per-mailbox fault hits
+
+
+def _case(name: str, fault: str, make: object, apis: tuple[str, ...] = APIS) -> list[Case]:
+    """One case per API; ``make(api, full) -> Fault``."""
+    out = []
+    for api in apis:
+        def run(db_url: str, workdir: Path, full: bool, api: str = api) -> Outcome:
+            return scenario(db_url, workdir, full, api, make(api, full))  # type: ignore[operator]
+        out.append(Case(f"{name}-{api}", f"{fault} ({api})", run))
+    return out
+
+
+def _requests(lab: Lab, api: str | None = None) -> list[RequestRecord]:
+    """The requests of the run under fault (of one API)."""
+    return [r for r in lab.fault_requests if api is None or r.api == api]
+
+
+# 1. throttling storm -------------------------------------------------------------------------
+
+def throttling_storm(api: str, full: bool) -> Fault:
+    storm = 10**6 if full else 10**4  # "for a while": the whole run
+
+    def arm(lab: Lab) -> None:
+        f = lab.fx.faults
+        if api == "ews":
+            # Half of all requests: ErrorServerBusy with BackOffMilliseconds; of the others a
+            # few bare HTTP 429 (exchangelib's own policies do not retry those).
+            f.throttle_ews(count=storm, backoff_ms=1000 if full else 50, every=2)
+            f.throttle_ews_http429(count=3 if full else 1, retry_after=1, every=5)
+        else:
+            f.throttle_graph(count=storm, retry_after_s=1 if full else 0.05, every=2)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        reqs = _requests(lab, api)
+        hit = [r for r in reqs if r.fault]
+        share = len(hit) / max(1, len(reqs))
+        if share < 0.45:
+            return [f"only {len(hit)} of {len(reqs)} requests were throttled"]
+        kinds = {r.fault for r in hit}
+        if api == "ews" and kinds != {"throttle_ews", "throttle_ews_http429"}:
+            return [f"throttled by {sorted(kinds)} only"]
+        return []
+
+    return Fault(arm, codes=(0,), check=check)
+
+
+def parallel_storm(api: str, full: bool) -> Fault:
+    """The storm with eight mailboxes read at once (max_workers 8), a full read: every
+    session of exchangelib's pool in use when one thread is told to back off. exchangelib's
+    own pool shrinking deadlocked there (the run hung for good, holding the run lock)."""
+    def arm(lab: Lab) -> None:
+        lab.must("config", "set", "max_workers", "8")
+        lab.fx.faults.throttle_ews(count=10**6, backoff_ms=1000 if full else 20, every=2)
+
+    def tenant(api: str, full: bool) -> Tenant:
+        return generate_tenant(seed=9, mailboxes=8, contacts_per_mailbox=100 if full else 12,
+                               subfolders=1, distribution_lists=0, roles=ROLES[api])
+
+    return Fault(arm, codes=(0,), argv=("--full",), tenant=tenant, hang_s=60.0 * (5 if full
+                                                                                  else 1))
+
+
+# 2. token endpoint down for part of a run ---------------------------------------------------
+
+# The provider renews a token 2 s before it ends (requests-oauthlib rounds the issue time to
+# the second): a 2 s token is renewed at the first use 0-0.5 s after it was issued, a 4 s one
+# after about 2 s. Responses held back a little stretch the run (~1 s in the suite).
+CHOOSE_TOKENS = {"ews": 2, "graph": 1}  # api=auto fetches Graph's token (and EWS's) to choose
+
+
+def _stretch(lab: Lab, api: str, full: bool) -> None:
+    """Hold every answer of the API back a little (not the token endpoint's)."""
+    lab.fx.faults.slow_responses(10**6, (0.13 if api == "ews" else 0.07) * (8 if full else 1),
+                                 api=api)
+
+
+def _renewals(lab: Lab, api: str) -> int:
+    """Tokens fetched during the run beyond those fetched to choose the API (the source goes
+    on with the chosen API's token until it must be renewed)."""
+    return max(0, len(_requests(lab, "token")) - CHOOSE_TOKENS[api])
+
+
+def token_outage(api: str, full: bool) -> Fault:
+    def arm(lab: Lab) -> None:
+        # The tokens fetched to choose the API live 2 s, so the first renewal (early in the
+        # reads) meets the outage; tokens after the outage live 5 s.
+        lab.fx.faults.token_lifetime(5)
+        lab.fx.faults.token_lifetime(2, count=CHOOSE_TOKENS[api])
+        lab.fx.faults.token_outage(after=CHOOSE_TOKENS[api], seconds=5.0 if full else 0.4)
+        _stretch(lab, api, full)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        down = [r for r in _requests(lab, "token") if r.status != 200]
+        return [] if down else ["the token endpoint never failed during the run"]
+
+    return Fault(arm, codes=(0, 1), may_fail=True, failure_text="token endpoint", check=check,
+                 note=lambda lab, run: f"{len(run.failed)} mailboxes failed")
+
+
+# 3. tokens expiring every few seconds during a longer run -------------------------------------
+
+def token_expiry(api: str, full: bool) -> Fault:
+    def arm(lab: Lab) -> None:
+        lab.fx.faults.token_lifetime(4 if full else 2)
+        _stretch(lab, api, full)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        refused = [r for r in _requests(lab) if r.status == 401]
+        problems = []
+        renewed = _renewals(lab, api)
+        if renewed < (2 if full else 1):
+            problems.append(f"{renewed} tokens renewed during a {run.seconds:.1f} s run")
+        if refused:
+            problems.append(f"{len(refused)} requests went out with an expired token")
+        return problems
+
+    def note(lab: Lab, run: Run) -> str:
+        return f"{_renewals(lab, api)} tokens renewed in {run.seconds:.1f} s"
+
+    return Fault(arm, codes=(0,), check=check, note=note)
+
+
+# 4. one mailbox failing on every request -----------------------------------------------------
+
+def failing_mailbox(api: str, full: bool) -> Fault:
+    return Fault(lambda lab: lab.fx.faults.fail_mailbox(VICTIM, "http500"), codes=(1,),
+                 must_fail=(VICTIM,), failure_text="retries")
+
+
+# 5. responses slower than the client's timeout ------------------------------------------------
+
+SLOW_S = 4.0  # how long the slow answers are held back (the read timeout fires long before)
+
+
+def slow_responses(api: str, full: bool) -> Fault:
+    timeout = 0.5
+
+    def arm(lab: Lab) -> None:
+        lab.fx.faults.slow_responses(count=3, seconds=SLOW_S, api=api, every=4)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        held = lab.fx.faults.hits["slow_responses"]
+        if held < 3:
+            return [f"only {held} responses were held back"]
+        if run.seconds >= SLOW_S:
+            # Waiting the slow answers out would take SLOW_S each: the timeout did not fire.
+            return [f"the run took {run.seconds:.1f} s: the {timeout} s read timeout did "
+                    "not fire"]
+        return []
+
+    return Fault(arm, codes=(0,), during=partial(short_timeouts, timeout), check=check,
+                 note=lambda lab, run: f"3 answers held {SLOW_S:.0f} s, timeout {timeout} s, "
+                                       f"run {run.seconds:.1f} s")
+
+
+# 6. connections dropped mid-response ---------------------------------------------------------
+
+def dropped_connections(api: str, full: bool) -> Fault:
+    def arm(lab: Lab) -> None:
+        lab.fx.faults.drop_connection(count=12 if full else 4, api=api, every=3)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        n = sum(1 for r in _requests(lab) if r.fault == "drop_connection")
+        return [] if n else ["no connection was dropped"]
+
+    return Fault(arm, codes=(0,), check=check)
+
+
+# 7. malformed XML / JSON ------------------------------------------------------------------------
+
+def malformed(api: str, full: bool) -> Fault:
+    def arm(lab: Lab) -> None:
+        lab.fx.faults.malformed_response(count=12 if full else 4, api=api, every=2)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        n = sum(1 for r in _requests(lab) if r.fault == "malformed_response")
+        return [] if n else ["no response was malformed"]
+
+    return Fault(arm, codes=(0,), check=check)
+
+
+# 8. bad data: 500 numbers, megabytes of notes, control characters and emoji -------------------
+
+# Names as people (and broken tools) type them. Expected in the phonebook: the same text
+# with control characters other than tab and newline dropped (docs/reliability.md).
+ODD_NAMES = [
+    ("Zoë 🎉", "Öztürk\u200d👩‍💻", "Bäckerei 🥐 Süß"),
+    ("Tab\there", "Line\nbreak", "Null\x00Byte GmbH"),
+    ("Bell\x07", "Esc\x1b[31mRed", "DEL\x7f C1\x85 End"),
+    ("𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "中文名字", "Ünïcödé ☎️ 📞"),
+]
+NOTES_MB = 2
+# An EWS item shape that brings the body: asked by name, or a base shape that includes it.
+ITEM_BODY = re.compile(r"item:(Text)?Body|<m:ItemShape>\s*<t:BaseShape>(Default|AllProperties)")
+
+
+def bad_data(api: str, full: bool) -> Fault:
+    def arm(lab: Lab) -> None:
+        mbx = lab.tenant.mailbox("anna.berg@contoso.de")
+        regular = {t: f"+49 89 1000{i:03d}" for i, t in enumerate(
+            ("business", "business2", "mobile", "home", "home2", "business_fax", "home_fax",
+             "other_fax", "other", "pager", "car", "assistant", "company_main", "callback",
+             "radio", "isdn", "telex", "tty", "primary"))}
+        extra = [("business" if i % 2 else "home", f"030 {500000 + i}") for i in range(481)]
+        lab.extra["many"] = mbx.add_contact(given_name="Viele", surname="Nummern",
+                                            numbers=regular, extra_numbers=extra)
+        notes = ("Notiz über den Kunden. " * 46000)[: NOTES_MB * 1024 * 1024]
+        lab.extra["notes"] = mbx.add_contact(given_name="Lange", surname="Notizen",
+                                             numbers={"business": "089 555 0101"}, notes=notes)
+        lab.extra["odd"] = [mbx.add_contact(given_name=g, surname=s, company=c,
+                                            numbers={"mobile": f"0171 77700{i}"})
+                            for i, (g, s, c) in enumerate(ODD_NAMES)]
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        problems = []
+        big = [r for r in _requests(lab) if r.response_bytes > 512 * 1024]
+        if big:
+            problems.append(f"{len(big)} responses over 512 KiB: the notes were requested")
+        asked = [r for r in _requests(lab) if ITEM_BODY.search(r.body)
+                 or "personalnotes" in unquote(r.query).lower()
+                 or (r.api == "graph" and r.operation in ("contacts", "contact")
+                     and "$select" not in unquote(r.query) and "token=" not in r.query)]
+        if asked:
+            problems.append(f"{len(asked)} requests asked for the notes or all properties")
+        return problems
+
+    return Fault(arm, codes=(0,), mutate=False, check=check)
+
+
+CASES: list[Case] = [
+    *_case("throttle-storm", "throttling storm: every 2nd request throttled", throttling_storm),
+    *_case("parallel-storm", "throttling storm, 8 mailboxes at once, full read",
+           parallel_storm, apis=("ews",)),
+    *_case("token-outage", "token endpoint down during the run", token_outage),
+    *_case("token-expiry", "tokens expire every 2 s (--full: 4 s) during the run",
+           token_expiry),
+    *_case("mailbox-http500", "one mailbox fails on every request (HTTP 500)", failing_mailbox),
+    *_case("read-timeout", "responses slower than the read timeout", slow_responses),
+    *_case("dropped-connection", "connections dropped mid-response", dropped_connections),
+    *_case("malformed", "malformed responses (XML / JSON cut in half)", malformed),
+    *_case("bad-data", "500 numbers, 2 MB notes, control chars and emoji", bad_data),
+]
+
+__all__ = ["CASES", "small_tenant"]
