@@ -19,8 +19,11 @@ from urllib.parse import urlsplit
 import requests
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .base import HINT_TLS, Kind, SourceError, first_line
+
+TOKEN_ATTEMPTS = 3  # tries of the token endpoint per fetch (a TRANSIENT failure only)
 
 # AADSTS code -> what the admin has to do.
 ENTRA_ERRORS: dict[str, str] = {
@@ -116,6 +119,18 @@ class TokenProvider:
             self._token = None
 
     def _fetch(self) -> dict[str, Any]:
+        """A new token; an endpoint that is briefly unavailable (Entra answers 503 during
+        short outages) is asked again after 0.5 s and 1 s before the mailbox fails."""
+        retrying = Retrying(
+            stop=stop_after_attempt(TOKEN_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.5, max=2.0),
+            retry=retry_if_exception(lambda e: isinstance(e, SourceError)
+                                     and e.kind is Kind.TRANSIENT),
+            reraise=True,
+        )
+        return retrying(self._fetch_once)
+
+    def _fetch_once(self) -> dict[str, Any]:
         if not self._secret:
             raise SourceError(Kind.AUTH, "no client secret is configured",
                               "run 'ucware-contactsync config set client_secret VALUE'")
