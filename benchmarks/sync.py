@@ -37,7 +37,6 @@ def timed(fn):  # type: ignore[no-untyped-def]
 def run(api: str, mailboxes: int, contacts: int, url: str | None) -> None:
     tenant = generate_tenant(seed=99, mailboxes=mailboxes, contacts_per_mailbox=contacts,
                              roles=("Contacts.Read", "full_access_as_app"))
-    app = next(iter(tenant.apps.values()))
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     url = url or f"sqlite:///{tmp / 'bench.db'}"
     database = Database(url)
@@ -45,10 +44,7 @@ def run(api: str, mailboxes: int, contacts: int, url: str | None) -> None:
     total = mailboxes * contacts
     with FakeExchange(tenant) as fx:
         with database.session() as s:
-            for key, value in {"tenant_id": tenant.tenant_id, "client_id": app.client_id,
-                               "client_secret": app.secret, "login_url": fx.login_url,
-                               "graph_url": fx.graph_url, "ews_url": fx.ews_url,
-                               "ca_bundle": fx.ca_file, "api": api}.items():
+            for key, value in {**fx.settings(), "api": api}.items():
                 settings.set_value(s, key, value)
             directory.add_group(s, "G")
             directory.set_param(s, "G", "ews_synccontacts", "true")

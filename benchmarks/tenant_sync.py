@@ -209,13 +209,9 @@ def configure(url: str, tenant, fx, api: str, workers: int | None) -> None:  # t
     from ucware_contactsync import directory, settings
     from ucware_contactsync.db import Database
 
-    app = next(iter(tenant.apps.values()))
     database = Database(url)
     with database.session() as s:
-        values = {"tenant_id": tenant.tenant_id, "client_id": app.client_id,
-                  "client_secret": app.secret, "login_url": fx.login_url,
-                  "graph_url": fx.graph_url, "ews_url": fx.ews_url, "ca_bundle": fx.ca_file,
-                  "api": api}
+        values = {**fx.settings(), "api": api}
         if workers:
             values["max_workers"] = str(workers)
         for key, value in values.items():

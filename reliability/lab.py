@@ -147,16 +147,10 @@ class Lab:
         from ucware_contactsync import directory, settings
         from ucware_contactsync.db import Database
 
-        app = next(iter(self.tenant.apps.values()))
         database = Database(self.db_url)
         try:
             with database.session() as s:
-                for key, value in {
-                    "tenant_id": self.tenant.tenant_id, "client_id": app.client_id,
-                    "client_secret": app.secret, "login_url": self.fx.login_url,
-                    "graph_url": self.fx.graph_url, "ews_url": self.fx.ews_url,
-                    "ca_bundle": self.fx.ca_file, "api": self.api,
-                }.items():
+                for key, value in {**self.fx.settings(), "api": self.api}.items():
                     settings.set_value(s, key, value)
                 directory.add_group(s, "Kontakte")
                 directory.set_param(s, "Kontakte", "ews_synccontacts", "true")

@@ -257,11 +257,7 @@ def make_office(cli, admin_setup, tenant, api: str = "auto"):  # type: ignore[no
 
     fx = FakeExchange(tenant).start()
     app = next(iter(tenant.apps.values()))
-    for key, value in {
-        "tenant_id": tenant.tenant_id, "client_id": app.client_id, "client_secret": app.secret,
-        "login_url": fx.login_url, "graph_url": fx.graph_url, "ews_url": fx.ews_url,
-        "ca_bundle": fx.ca_file, "api": api,
-    }.items():
+    for key, value in {**fx.settings(), "api": api}.items():
         r = cli("config", "set", key, value)
         assert r.code == 0, r.err
     admin_setup(*sorted(tenant.mailboxes))

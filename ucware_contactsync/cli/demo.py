@@ -56,12 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _say(f"fake Exchange Online at {fx.base_url} (tenant {tenant.tenant_id})")
         _say(f"database: {dbmod.redact(url)}")
         with database.session() as s:
-            for key, value in {
-                "tenant_id": tenant.tenant_id, "client_id": app.client_id,
-                "client_secret": app.secret, "login_url": fx.login_url,
-                "graph_url": fx.graph_url, "ews_url": fx.ews_url, "ca_bundle": fx.ca_file,
-                "api": args.api,
-            }.items():
+            for key, value in {**fx.settings(), "api": args.api}.items():
                 settings.set_value(s, key, value)
             directory.add_group(s, GROUP)
             directory.set_param(s, GROUP, directory.SYNC_PARAM, "true")

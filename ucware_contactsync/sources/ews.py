@@ -391,14 +391,14 @@ class EwsSource(ContactSource):
         deadline = time.monotonic() + self.max_wait
         account = self._account(mailbox)
         states = states or {}
+        if states and CONTACTS not in states:
+            raise SourceError(Kind.STATE_INVALID, f"no state of {mailbox}'s Contacts folder")
         result = MailboxRead(api=self.api, full=not states)
         folders = [CONTACTS]
         if self.include_subfolders:
             folders += self._subfolders(account, mailbox, states, deadline, result)
         elif set(states) - {CONTACTS}:
             raise SourceError(Kind.STATE_INVALID, "subfolders are no longer read")
-        if states and CONTACTS not in states:
-            raise SourceError(Kind.STATE_INVALID, f"no state of {mailbox}'s Contacts folder")
         for fid in folders:
             result.states[fid] = self._sync_folder(account, mailbox, fid, states.get(fid),
                                                    deadline, result)

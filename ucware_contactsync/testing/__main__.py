@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    settings = {"tenant_id": tenant.tenant_id, "client_id": app.client_id,
-                "client_secret": app.secret, "login_url": fx.login_url,
-                "graph_url": fx.graph_url, "ews_url": fx.ews_url, "ca_bundle": fx.ca_file}
+    settings = fx.settings()
     mailboxes = {m.smtp: len(m.items) for m in tenant.mailboxes.values()}
     if args.json:
         print(json.dumps({**settings, "roles": list(app.roles), "mailboxes": mailboxes}),

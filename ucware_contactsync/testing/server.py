@@ -529,6 +529,13 @@ class FakeExchange:
         """The OAuth scope for both APIs here: origin + ``/.default``."""
         return f"{self.base_url}/.default"
 
+    def settings(self) -> dict[str, str]:
+        """The configuration keys that point the module at this fake (the tenant's first app)."""
+        app = next(iter(self.tenant.apps.values()))
+        return {"tenant_id": self.tenant.tenant_id, "client_id": app.client_id,
+                "client_secret": app.secret, "login_url": self.login_url,
+                "graph_url": self.graph_url, "ews_url": self.ews_url, "ca_bundle": self.ca_file}
+
     # -- request log ----------------------------------------------------------------------------
     def _log(self, rec: RequestRecord) -> None:
         with self._log_lock:
