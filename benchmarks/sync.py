@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ucware_contactsync import db as dbmod  # noqa: E402
-from ucware_contactsync import directory, settings  # noqa: E402
+from ucware_contactsync import directory, settings_store  # noqa: E402
 from ucware_contactsync.db import Database  # noqa: E402
 from ucware_contactsync.sources import choose, open_source  # noqa: E402
 from ucware_contactsync.sync.engine import SyncEngine  # noqa: E402
@@ -45,14 +45,14 @@ def run(api: str, mailboxes: int, contacts: int, url: str | None) -> None:
     with FakeExchange(tenant) as fx:
         with database.session() as s:
             for key, value in {**fx.settings(), "api": api}.items():
-                settings.set_value(s, key, value)
+                settings_store.set_value(s, key, value)
             directory.add_group(s, "G")
             directory.set_param(s, "G", "ews_synccontacts", "true")
             for email in sorted(tenant.mailboxes):
                 directory.add_user(s, email)
                 directory.add_member(s, "G", email)
         with database.session() as s:
-            conf = settings.load(s)
+            conf = settings_store.load(s)
         choice = choose(conf)
         source = open_source(conf, choice)
         emails = sorted(tenant.mailboxes)

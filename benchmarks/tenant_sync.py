@@ -98,7 +98,7 @@ def child_baseline(url: str, out: Path) -> int:
     from exchangelib.version import EXCHANGE_O365
     from sqlalchemy import delete, select
 
-    from ucware_contactsync import directory, settings
+    from ucware_contactsync import directory, settings_store
     from ucware_contactsync.db import Database
     from ucware_contactsync.model import Entry, Number, Phonebook, User
     from ucware_contactsync.phone import to_e164
@@ -106,7 +106,7 @@ def child_baseline(url: str, out: Path) -> int:
 
     db = Database(url)
     with db.session() as s:
-        conf = settings.load(s)
+        conf = settings_store.load(s)
         users = [(u.id, u.email) for u in directory.selected_users(s)]
 
     class Creds(OAuth2Credentials):  # the documented way to reach another login endpoint
@@ -206,7 +206,7 @@ def fresh_db(kind: str, tmp: Path) -> tuple[str, object]:
 
 
 def configure(url: str, tenant, fx, api: str, workers: int | None) -> None:  # type: ignore[no-untyped-def]
-    from ucware_contactsync import directory, settings
+    from ucware_contactsync import directory, settings_store
     from ucware_contactsync.db import Database
 
     database = Database(url)
@@ -215,7 +215,7 @@ def configure(url: str, tenant, fx, api: str, workers: int | None) -> None:  # t
         if workers:
             values["max_workers"] = str(workers)
         for key, value in values.items():
-            settings.set_value(s, key, value)
+            settings_store.set_value(s, key, value)
         directory.add_group(s, "G")
         directory.set_param(s, "G", "ews_synccontacts", "true")
         for email in sorted(tenant.mailboxes):

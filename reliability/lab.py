@@ -144,14 +144,14 @@ class Lab:
         """The admin steps of the seed (config keys, a group with ews_synccontacts=true, a
         user per mailbox), through the library in one transaction: what the CLI commands do,
         without a process start and a commit per step."""
-        from ucware_contactsync import directory, settings
+        from ucware_contactsync import directory, settings_store
         from ucware_contactsync.db import Database
 
         database = Database(self.db_url)
         try:
             with database.session() as s:
                 for key, value in {**self.fx.settings(), "api": self.api}.items():
-                    settings.set_value(s, key, value)
+                    settings_store.set_value(s, key, value)
                 directory.add_group(s, "Kontakte")
                 directory.set_param(s, "Kontakte", "ews_synccontacts", "true")
                 for email in sorted(self.tenant.mailboxes):

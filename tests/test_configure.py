@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from terminal import Terminal
 
-from ucware_contactsync import settings
+from ucware_contactsync import settings, settings_store
 from ucware_contactsync.db import Database
 
 TENANT = "2f1c7a9e-5b3d-4e8f-9a0b-1c2d3e4f5a6b"
@@ -43,7 +43,7 @@ def _stored(url: str) -> dict[str, str]:
     database = Database(url)
     try:
         with database.session() as s:
-            return settings.read_raw(s)
+            return settings_store.read_raw(s)
     finally:
         database.dispose()
 

@@ -154,9 +154,9 @@ def test_database_lock_and_state_files_are_readable_by_their_owner_only(
     database = Database(url)
     try:
         with database.session() as s:
-            from ucware_contactsync import settings
+            from ucware_contactsync import settings_store
 
-            settings.set_value(s, "phonebookname", "Kontakte")
+            settings_store.set_value(s, "phonebookname", "Kontakte")
         files = sorted((tmp_path / "data").iterdir())
         assert {f.name for f in files} >= {"given.db", "given.db-wal", "given.db-shm"}, files
         for f in files:

@@ -1,21 +1,21 @@
-"""Settings from the key-value store (namespace ``contactsync``) into one typed object."""
+"""The keys of the key-value store, their validation, and the typed ``Settings`` value.
+
+No database here: :mod:`settings_store` reads and writes the store; sources and the sync
+engine only see ``Settings``. Each key's default is written once, in ``KEYS``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
-
 from .errors import ConfigError
-from .model import KeyValue
 from .phone import is_region
 
-NAMESPACE = "contactsync"
 SECRET_KEYS = frozenset({"client_secret", "ews_password"})
 MASK = "********"
 
@@ -94,12 +94,17 @@ def _any(v: str) -> str:
     return v
 
 
+def _true(v: str) -> bool:
+    return v == "true"
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
     default: str
-    check: Callable[[str], str]
+    check: Callable[[str], str]  # normalised text, or ValueError saying what is allowed
     help: str
+    parse: Callable[[str], Any] = str  # normalised text -> the value in ``Settings``
 
 
 KEYS: dict[str, Key] = {
@@ -109,7 +114,8 @@ KEYS: dict[str, Key] = {
         Key("client_id", "", _guid, "Application (client) ID of the Entra app"),
         Key("client_secret", "", _any, "client secret value of the Entra app"),
         Key("phonebookname", "Privat", _title, "title of the synced phonebook"),
-        Key("office365", "true", _bool, "true: Exchange Online; false: on-premises Exchange"),
+        Key("office365", "true", _bool, "true: Exchange Online; false: on-premises Exchange",
+            _true),
         Key("api", "auto", _api, "auto, graph or ews"),
         Key("login_url", "https://login.microsoftonline.com", _https, "Entra login endpoint"),
         Key("graph_url", "https://graph.microsoft.com", _https, "Microsoft Graph endpoint"),
@@ -118,29 +124,35 @@ KEYS: dict[str, Key] = {
         Key("ews_password", "", _any, "password of the on-premises service account"),
         Key("ca_bundle", "", _file, "PEM file of a private CA to trust for TLS"),
         Key("default_region", "DE", _region, "region for numbers without country code"),
-        Key("max_workers", "8", _workers, "mailboxes read in parallel"),
-        Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder"),
+        Key("max_workers", "8", _workers, "mailboxes read in parallel", int),
+        Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder",
+            _true),
     )
 }
 
 
+def _default(name: str) -> Any:
+    spec = KEYS[name]
+    return spec.parse(spec.default)
+
+
 @dataclass(frozen=True)
 class Settings:
-    tenant_id: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    phonebookname: str = "Privat"
-    office365: bool = True
-    api: str = "auto"
-    login_url: str = KEYS["login_url"].default
-    graph_url: str = KEYS["graph_url"].default
-    ews_url: str = KEYS["ews_url"].default
-    ews_username: str = ""
-    ews_password: str = ""
-    ca_bundle: str = ""
-    default_region: str = "DE"
-    max_workers: int = 8
-    subfolders: bool = True
+    tenant_id: str = _default("tenant_id")
+    client_id: str = _default("client_id")
+    client_secret: str = _default("client_secret")
+    phonebookname: str = _default("phonebookname")
+    office365: bool = _default("office365")
+    api: str = _default("api")
+    login_url: str = _default("login_url")
+    graph_url: str = _default("graph_url")
+    ews_url: str = _default("ews_url")
+    ews_username: str = _default("ews_username")
+    ews_password: str = _default("ews_password")
+    ca_bundle: str = _default("ca_bundle")
+    default_region: str = _default("default_region")
+    max_workers: int = _default("max_workers")
+    subfolders: bool = _default("subfolders")
 
     @property
     def secrets(self) -> list[str]:
@@ -179,47 +191,17 @@ def validate(key: str, value: str) -> str:
         ) from None
 
 
-def read_raw(session: Session) -> dict[str, str]:
-    rows = session.scalars(select(KeyValue).where(KeyValue.namespace == NAMESPACE))
-    return {r.key: r.value for r in rows}
-
-
-def load(session: Session) -> Settings:
-    raw = read_raw(session)
-    values: dict[str, object] = {}
+def from_raw(raw: Mapping[str, str]) -> Settings:
+    """The typed settings from the stored texts; a key not stored (or empty) is its default."""
+    values: dict[str, Any] = {}
     for name, spec in KEYS.items():
         text = raw.get(name, "")
-        value = validate(name, text) if text != "" else spec.default
-        values[name] = value
-    values["office365"] = values["office365"] == "true"
-    values["subfolders"] = values["subfolders"] == "true"
-    values["max_workers"] = int(str(values["max_workers"]))
-    return Settings(**values)  # type: ignore[arg-type]
+        values[name] = spec.parse(validate(name, text) if text != "" else spec.default)
+    return Settings(**values)
 
 
-def set_value(session: Session, key: str, value: str) -> str:
-    value = validate(key, value)
-    row = session.scalar(
-        select(KeyValue).where(KeyValue.namespace == NAMESPACE, KeyValue.key == key)
-    )
-    if row is None:
-        session.add(KeyValue(namespace=NAMESPACE, key=key, value=value))
-    else:
-        row.value = value
-    return value
-
-
-def reset(session: Session, key: str) -> None:
-    if key not in KEYS:
-        validate(key, "")  # raises "unknown key"
-    session.execute(
-        delete(KeyValue).where(KeyValue.namespace == NAMESPACE, KeyValue.key == key)
-    )
-
-
-def listing(session: Session) -> list[tuple[str, str, bool]]:
+def listing(raw: Mapping[str, str]) -> list[tuple[str, str, bool]]:
     """(key, value shown, is_default) for every known key; secrets masked."""
-    raw = read_raw(session)
     out = []
     for name, spec in KEYS.items():
         value = raw.get(name, "")

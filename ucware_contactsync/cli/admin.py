@@ -7,7 +7,7 @@ import json
 import sys
 
 from .. import db as dbmod
-from .. import directory, logs, phonebook, settings
+from .. import directory, logs, phonebook, settings, settings_store
 from ..contact import NUMBER_TYPES, Contact, PhoneNumber
 from ..errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from ..lookup import lookup
@@ -129,7 +129,7 @@ def groups_add_member(args: argparse.Namespace) -> int:
 
 def config_get(args: argparse.Namespace) -> int:
     with open_db(args).session() as s:
-        for key, shown, _default in settings.listing(s):
+        for key, shown, _default in settings_store.listing(s):
             if key == args.key:
                 print(shown)
                 return EXIT_OK
@@ -141,10 +141,10 @@ def config_set(args: argparse.Namespace) -> int:
     database = open_db(args)
     with database.session() as s:
         if args.value == "":
-            settings.reset(s, args.key)
+            settings_store.reset(s, args.key)
             log.log(logs.NOTICE, "%s reset to its default", args.key)
             return EXIT_OK
-        value = settings.set_value(s, args.key, args.value)
+        value = settings_store.set_value(s, args.key, args.value)
     shown = settings.MASK if args.key in settings.SECRET_KEYS else value
     log.log(logs.NOTICE, "%s = %s", args.key, shown)
     return EXIT_OK
@@ -152,7 +152,7 @@ def config_set(args: argparse.Namespace) -> int:
 
 def config_list(args: argparse.Namespace) -> int:
     with open_db(args).session() as s:
-        rows = settings.listing(s)
+        rows = settings_store.listing(s)
     width = max(len(k) for k, _, _ in rows)
     for key, shown, is_default in rows:
         note = "(not set)" if not shown else ("(default)" if is_default else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import db as dbmod
-from .. import logs, settings
+from .. import logs, settings, settings_store
 from ..db import Database
 
 
@@ -21,7 +21,7 @@ def open_db(args: argparse.Namespace, schema: bool = True) -> Database:
 
 def load_settings(database: Database) -> settings.Settings:
     with database.session() as s:
-        conf = settings.load(s)
+        conf = settings_store.load(s)
     for secret in conf.secrets:
         logs.register_secret(secret)
     return conf

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable, Iterable
 
 from .. import db as dbmod
-from .. import logs, settings
+from .. import logs, settings, settings_store
 from ..db import Database
 from ..errors import EXIT_CONFIG, EXIT_OK, ConfigError, DatabaseError, UsageError
 
@@ -126,7 +126,7 @@ def batch(database: Database, stream: Iterable[str]) -> int:
 def _store(database: Database, answers: dict[str, str]) -> None:
     with database.session() as s:  # one transaction: all answers or none
         for key, value in answers.items():
-            settings.set_value(s, key, value)
+            settings_store.set_value(s, key, value)
 
 
 # -- interactive -------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def interactive(database: Database,
                 read_secret: Callable[[str], str] | None = None) -> int:
     read_secret = read_secret or _getpass
     with database.session() as s:
-        current = settings.read_raw(s)
+        current = settings_store.read_raw(s)
     for key in settings.SECRET_KEYS:
         logs.register_secret(current.get(key))
 

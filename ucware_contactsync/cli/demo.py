@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from .. import db as dbmod
-from .. import directory, logs, phonebook, settings
+from .. import directory, logs, phonebook, settings_store
 from ..contact import Contact, PhoneNumber
 from ..db import Database
 from ..errors import EXIT_OK
@@ -26,7 +26,7 @@ def _say(text: str = "") -> None:
 
 def _sync(database: Database, label: str) -> int:
     with database.session() as s:
-        conf = settings.load(s)
+        conf = settings_store.load(s)
     choice, source = chosen_source(conf)
     _say(f"\n== {label}: using {choice.api} ({choice.reason})")
     try:
@@ -57,7 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _say(f"database: {dbmod.redact(url)}")
         with database.session() as s:
             for key, value in {**fx.settings(), "api": args.api}.items():
-                settings.set_value(s, key, value)
+                settings_store.set_value(s, key, value)
             directory.add_group(s, GROUP)
             directory.set_param(s, GROUP, directory.SYNC_PARAM, "true")
             emails = sorted(tenant.mailboxes)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import phonebook as pb
-from .. import settings as settings_mod
+from .. import settings_store
 from ..contact import Contact, PhoneNumber
 from ..db import Database
 from ..directory import selected_users
@@ -370,7 +370,7 @@ def import_csv(database: Database, path: str | Path, user: str | None = None,
     result.dry_run = dry_run
     result.timings["parse"] = time.perf_counter() - t0
     with database.session() as s:
-        conf = settings_mod.load(s)
+        conf = settings_store.load(s)
         region = region or conf.default_region
         groups, more = _resolve(s, records, conf.phonebookname)
         problems += more
