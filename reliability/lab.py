@@ -212,14 +212,18 @@ class Lab:
         from ucware_contactsync.contact import Contact, PhoneNumber
         from ucware_contactsync.csvimport import import_csv
         from ucware_contactsync.db import Database
+        from ucware_contactsync.ownership import Origin
 
         users = sorted(self.tenant.mailboxes)
         database = Database(self.db_url)
         try:
             with database.session() as s:
                 for i, email in enumerate(users):
-                    book = phonebook.ensure_phonebook(s, directory.require_user(s, email),
-                                                      "Privat", source="manual")
+                    user = directory.require_user(s, email)
+                    book = phonebook.writable_phonebook(
+                        s, user, "Privat", Origin.HAND,
+                        phonebook.reserved_for(s, user, "Privat", "Privat"))
+                    assert book is not None
                     phonebook.add_manual_entry(s, book, Contact(
                         display_name=f"Hausmeister {i}",
                         numbers=(PhoneNumber("mobile", f"0170 99999{i:02d}"),)), "DE")

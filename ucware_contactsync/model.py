@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from .ownership import Origin
+
 # Binary collation on MariaDB: titles "Müller" and "Muller" are different phonebooks, like on
 # the other two databases; utf8mb4 so that emoji survive.
 MYSQL_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
@@ -32,7 +34,7 @@ EMAIL_LEN = 320
 NUMBER_LEN = 64
 ID_LEN = 512
 
-SOURCE_KINDS = ("office365", "csv", "manual")
+SOURCE_KINDS = tuple(o.value for o in Origin)
 
 
 def utcnow() -> datetime:
@@ -153,7 +155,7 @@ class Phonebook(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(NAME_LEN))
-    # office365 | csv | manual: who keeps this phonebook current.
+    # Who keeps this phonebook current: an ownership.Origin value.
     source: Mapped[str] = mapped_column(String(16), default="manual")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -198,7 +200,7 @@ class Entry(Base):
     job_title: Mapped[str] = mapped_column(String(NAME_LEN), default="")
     emails: Mapped[list[str]] = mapped_column(JSON, default=list)
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Where the entry came from: office365 | csv | None (hand-typed).
+    # Where the entry came from: ownership.Origin.entry_origin (None: typed by hand).
     origin: Mapped[str | None] = mapped_column(String(16))
     source_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     change_key: Mapped[str | None] = mapped_column(String(ID_LEN))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .contact import Contact, PhoneNumber
 from .model import ID_LEN, NAME_LEN, NUMBER_LEN, Entry, Number, Phonebook, User, utcnow
+from .ownership import Origin, may_write, origin_of
 from .phone import to_e164
 
 CHUNK = 500
@@ -238,6 +239,45 @@ def ensure_phonebook(session: Session, owner: User, title: str, source: str) -> 
     book = get_phonebook(session, owner, title)
     if book is None:
         book = Phonebook(owner=owner, title=title, source=source)
+        session.add(book)
+        session.flush()
+    return book
+
+
+class PhonebookClash(Exception):
+    """A writer may not write a phonebook (``ownership.may_write``): names both sides."""
+
+    def __init__(self, owner_email: str, title: str, owner: Origin | None, writer: Origin,
+                 reserved: Origin | None) -> None:
+        self.title, self.owner, self.writer = title, owner, writer
+        if owner is None:  # a reserved title nobody else may create
+            what = f"phonebook {title!r} of {owner_email} is {(reserved or writer).label}"
+        else:
+            what = f"phonebook {title!r} of {owner_email} exists and is {owner.label}"
+        super().__init__(what)
+
+
+def reserved_for(session: Session, owner: User, title: str, sync_title: str) -> Origin | None:
+    """The synced origin that keeps ``title`` for ``owner``: the mailbox sync for its own
+    title (``phonebookname``) of a user it selects; None for every other title."""
+    if title != sync_title:
+        return None
+    from .directory import selected_users  # directory is the UC server's side, not ours
+
+    return Origin.MAILBOX if any(u.id == owner.id for u in selected_users(session)) else None
+
+
+def writable_phonebook(session: Session, owner: User, title: str, writer: Origin,
+                       reserved: Origin | None = None, create: bool = True) -> Phonebook | None:
+    """The phonebook ``title`` of ``owner`` for ``writer`` to write, created if missing (with
+    ``create``; else None). Raises ``PhonebookClash`` when ``ownership.may_write`` says no."""
+    book = get_phonebook(session, owner, title)
+    current = origin_of(book.source) if book is not None else None
+    after = may_write(current, writer, reserved)
+    if after is None:
+        raise PhonebookClash(owner.email or "", title, current, writer, reserved)
+    if book is None and create:
+        book = Phonebook(owner=owner, title=title, source=after.value)
         session.add(book)
         session.flush()
     return book

@@ -11,6 +11,7 @@ from .. import directory, logs, phonebook, settings, settings_store
 from ..contact import NUMBER_TYPES, Contact, PhoneNumber
 from ..errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from ..lookup import lookup
+from ..ownership import Origin
 from .common import load_settings, open_db
 
 log = logs.get("cli")
@@ -194,7 +195,10 @@ def phonebook_add(args: argparse.Namespace) -> int:
     title = args.phonebook or conf.phonebookname
     with database.session() as s:
         user = directory.require_user(s, args.user)
-        book = phonebook.ensure_phonebook(s, user, title, source="manual")
+        # Typed into the title the sync keeps: that is the synced phonebook to be.
+        reserved = phonebook.reserved_for(s, user, title, conf.phonebookname)
+        book = phonebook.writable_phonebook(s, user, title, Origin.HAND, reserved)
+        assert book is not None
         phonebook.add_manual_entry(
             s, book, Contact(display_name=args.name, company=args.company, numbers=numbers),
             conf.default_region,

@@ -13,6 +13,7 @@ from ..contact import Contact, PhoneNumber
 from ..db import Database
 from ..errors import EXIT_OK
 from ..lookup import lookup
+from ..ownership import Origin
 from ..sync.engine import SyncEngine
 from ..testing import FakeExchange, generate_tenant, mutate
 from .synccmd import chosen_source
@@ -65,7 +66,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 directory.add_user(s, email)
                 directory.add_member(s, GROUP, email)
             first = directory.require_user(s, emails[0])
-            book = phonebook.ensure_phonebook(s, first, "Privat", "manual")
+            # Typed into the phonebook the sync will keep (the title is the sync's own).
+            book = phonebook.writable_phonebook(
+                s, first, "Privat", Origin.HAND,
+                phonebook.reserved_for(s, first, "Privat", "Privat"))
+            assert book is not None
             phonebook.add_manual_entry(s, book, Contact(
                 display_name="Pizzeria Da Mario (von Hand)",
                 numbers=(PhoneNumber("business", "089 / 44 55 66"),)), "DE")

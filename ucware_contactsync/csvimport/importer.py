@@ -30,10 +30,11 @@ from ..db import Database
 from ..directory import selected_users
 from ..errors import UsageError
 from ..model import ID_LEN, User
+from ..ownership import Origin, may_write, origin_of
 from . import formats as fm
 from .reader import ACCEPTED_ENCODINGS, ReadError, decode, delimiter_name, rows, sniff_delimiter
 
-ORIGIN = "csv"
+ORIGIN = Origin.CSV.value
 MAX_LISTED = 20  # problems listed before "and N more"
 
 
@@ -426,13 +427,15 @@ def _resolve(s: Session, records: list[Record], sync_title: str
                   for r in reversed(records) if r.owner.strip().lower() in users}
     for (u, title) in groups:
         book = pb.get_phonebook(s, u, title)
-        synced_book = (book is not None and book.source == "office365") or (
-            title == sync_title and u.id in synced and (book is None or book.source != "csv"))
-        if synced_book:
+        # The title the mailbox sync keeps for its users is its own, even before its first run.
+        reserved = Origin.MAILBOX if title == sync_title and u.id in synced else None
+        if may_write(book.source if book else None, Origin.CSV, reserved) is None:
+            owner = origin_of(book.source) if book else reserved
+            keeper = owner.label if owner else "not for CSV"
             problems.append(Problem(first_line[(u.id, title)],
-                                    f"{u.email} / {title} is the phonebook the Office 365 sync "
-                                    "keeps; a CSV file cannot fill it (use --phonebook OTHER or "
-                                    "another title in the 'phonebook' column)"))
+                                    f"{u.email} / {title} is {keeper}; a CSV file cannot fill "
+                                    "it (use --phonebook OTHER or another title in the "
+                                    "'phonebook' column)"))
     return dict(groups), problems
 
 

