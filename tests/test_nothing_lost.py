@@ -119,3 +119,38 @@ def test_may_write_is_the_one_rule(owner, writer, reserved, after):
 
     got = may_write(owner, Origin(writer), Origin(reserved) if reserved else None)
     assert got == (Origin(after) if after else None)
+
+
+# -- a changed contact whose GET answers 404 once (Graph) --------------------------------------
+
+def test_changed_contact_answering_404_once_is_kept_and_read_again(office_factory):
+    tenant = generate_tenant(seed=13, mailboxes=1, contacts_per_mailbox=16, roles=ROLES["graph"])
+    office = office_factory(tenant)
+    assert office.sync().code == 0
+    mbx = tenant.mailbox(ANNA)
+    item = next(i for i in mbx.all_items()
+                if i.folder is mbx.contacts and i.graph_id in synced(office.book(ANNA)))
+    mbx.update_contact(item.ews_id, display_name="Umbenannt Nach 404")
+
+    def default_folder_delta() -> list[str]:
+        return [q.url for q in office.fx.requests
+                if q.operation == "delta" and "/contactFolders/" not in q.url]
+
+    office.fx.faults.item_not_found(1)
+    office.fx.clear_requests()
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert [q.fault for q in office.fx.requests if q.fault] == ["item_not_found"]
+    assert item.graph_id in synced(office.book(ANNA))  # not deleted on a 404
+    first_delta = default_folder_delta()
+    office.fx.clear_requests()
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    # the folder's delta link was not advanced: the same link again, and now the truth
+    assert len(first_delta) == 1 and default_folder_delta() == first_delta
+    assert synced(office.book(ANNA)) == callable_items(mbx)
+    assert synced(office.book(ANNA))[item.graph_id] == "Umbenannt Nach 404"
+    # and once it is really deleted, the delta from that link says so
+    mbx.delete_contact(item.ews_id)
+    assert office.sync().code == 0
+    assert synced(office.book(ANNA)) == callable_items(mbx)

@@ -18,8 +18,10 @@ What one read sends (``{m}`` = ``{graph_url}/v1.0/users/{mailbox}``):
   ``GET {m}/contacts/{id}?$select=…&$expand=…`` ($expand is not documented on delta), at most
   four at a time (Graph's MailboxConcurrency per app and mailbox). A folder with 50 or more
   changes (an import, a bulk edit) is listed once instead. An item reported removed in one
-  folder and changed in another was moved: it stays. A vanished or new folder, a 410 (or a
-  stored state that is no delta link of graph_url) raise ``Kind.STATE_INVALID``.
+  folder and changed in another was moved: it stays. A changed item whose GET answers 404
+  stays too, and its folder keeps the old delta link (the next run sees an ``@removed`` or
+  the item). A vanished or new folder, a 410 (or a stored state that is no delta link of
+  graph_url) raise ``Kind.STATE_INVALID``.
 
 Each read owns a ``requests.Session`` (so parallel reads of different mailboxes share nothing
 mutable) and a wait budget of ``max_wait`` seconds: 429 and 503 are retried after
@@ -280,20 +282,25 @@ class GraphSource(ContactSource):
                                   f"{call.mailbox} without a deltaLink", HINT_BUG)
             result.states[fid] = new_link
         fetched = self._changed_items(call, changed)
-        vanished: list[str] = []
         kept: set[str] = set()
         for (gid, fid), data in zip(changed.items(), fetched, strict=True):
-            if data is None:
-                vanished.append(gid)  # deleted between the delta page and our GET
-                continue
             kept.add(canonical_id(gid))
+            if data is None:
+                # 404 for an item the delta just reported changed: deleted since, or not
+                # readable this moment. Neither delete its entry nor move past the change:
+                # this folder keeps its old delta link, and the next run reads the truth
+                # (an @removed, or the item) from there.
+                result.states[fid] = str(states[fid])
+                log.info("graph %s: a changed contact answered 404; its folder is read "
+                         "again from the same delta link next run", call.mailbox)
+                continue
             if _is_contact(data):
                 result.contacts.append(to_contact(data, fid))
             else:
                 result.skipped += 1
         # A move shows as removed in one folder and added in another: keep it, don't delete.
         seen: set[str] = set()
-        for gid in [*removed, *vanished]:
+        for gid in removed:
             cid = canonical_id(gid)
             if cid not in kept and cid not in seen:
                 seen.add(cid)

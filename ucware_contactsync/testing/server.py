@@ -124,6 +124,7 @@ class Faults:
             self._malformed = _Knob()
             self._malformed_apis: frozenset[str] = frozenset({"ews", "graph"})
             self._entities = _Knob()
+            self._item_missing = _Knob()
 
     # -- the public knobs -----------------------------------------------------------------------
     def throttle_ews(self, count: int = 1, backoff_ms: int = 1000, every: int = 1) -> None:
@@ -224,6 +225,16 @@ class Faults:
             raise ValueError(f"unknown entity attack {kind!r}")
         with self._lock:
             self._entities = _Knob(count, 1, (kind, operation, system_id))
+
+    def item_not_found(self, count: int = 1) -> None:
+        """Next ``count`` Graph GETs of one contact (``/contacts/{id}``): 404 ErrorItemNotFound,
+        as Exchange answers for an item it cannot find this moment (replication, a move)."""
+        with self._lock:
+            self._item_missing = _Knob(count)
+
+    def take_item_missing(self) -> bool:
+        with self._lock:
+            return self._item_missing.take()
 
     def invalidate_sync_states(self, smtp: str) -> None:
         """All SyncStates / delta tokens issued so far for this mailbox become invalid."""
@@ -727,6 +738,10 @@ class FakeExchange:
         except GraphError as exc:
             return err(exc.status, exc.code, exc.message, exc.headers)
         rec.operation = reply.operation or rec.operation
+        if reply.operation == "contact" and self.faults.take_item_missing():
+            rec.fault = "item_not_found"
+            return err(404, "ErrorItemNotFound", "The specified object was not found in the "
+                                                 "store.")
         payload = reply.body if isinstance(reply.body, bytes) else json.dumps(
             reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return reply.status, {**base_headers, **reply.headers}, payload
