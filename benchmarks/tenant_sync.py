@@ -151,7 +151,8 @@ def child_baseline(url: str, out: Path) -> int:
                             department=c.department[:255], job_title=c.job_title[:255],
                             emails=list(c.emails), categories=list(c.categories),
                             numbers=[Number(position=i, type=n.type, number=n.number[:64],
-                                            e164=to_e164(n.number, conf.default_region))
+                                            e164=to_e164(n.number, conf.default_region,
+                                                          conf.area_code))
                                      for i, n in enumerate(c.numbers)]))
     return 0
 

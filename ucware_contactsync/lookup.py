@@ -8,32 +8,49 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .model import Entry, Number, Phonebook, User
-from .phone import lookup_keys
+from .phone import caller_keys, to_e164
 
 
-def lookup(session: Session, caller: str, region: str, owner: User | None = None
-           ) -> list[dict[str, Any]]:
-    """Matches for ``caller``: exact E.164 first; else the switchboard (``-0``) of its company."""
-    keys = lookup_keys(caller, region)
-    for i, key in enumerate(keys):
+def lookup(session: Session, caller: str, region: str, owner: User | None = None,
+           area_code: str = "") -> list[dict[str, Any]]:
+    """Matches for ``caller``: exact E.164 first; else the switchboard (``-0``) of its company.
+
+    Each hit's written number must still give its stored E.164 under today's rules: an E.164
+    stored by an older version for a number that is no valid caller-ID (a guess) is skipped.
+    """
+    exact, board = caller_keys(caller, region, area_code)
+    for keys, switchboard in ((exact, False), (board, True)):
+        if not keys:
+            continue
         q = (
             select(User.email, Phonebook.title, Entry.display_name, Number.type, Number.number,
                    Number.e164)
             .join(Entry, Number.entry_id == Entry.id)
             .join(Phonebook, Entry.phonebook_id == Phonebook.id)
             .join(User, Phonebook.owner_id == User.id)
-            .where(Number.e164 == key)
+            .where(Number.e164.in_(keys))
             .order_by(User.email_key, Phonebook.title, Entry.display_name, Number.id)
         )
         if owner is not None:
             q = q.where(Phonebook.owner_id == owner.id)
-        rows = session.execute(q).all()
-        if i > 0:  # switchboard candidates only count when written with a "-0" suffix
+        rows = [r for r in session.execute(q).all()
+                if to_e164(r.number, region, area_code) == r.e164]
+        if switchboard:  # candidates only count when written with a "-0" suffix
             rows = [r for r in rows if r.number.replace(" ", "").endswith("-0")]
+        rows = _best_key(rows, keys)
         if rows:
             return [
                 {"owner": r.email, "phonebook": r.title, "display_name": r.display_name,
                  "type": r.type, "number": r.number, "e164": r.e164}
                 for r in rows
             ]
+    return []
+
+
+def _best_key(rows: list, keys: list[str]) -> list:
+    """Only the hits of the first key that has any (keys are ordered by preference)."""
+    for key in keys:
+        hits = [r for r in rows if r.e164 == key]
+        if hits:
+            return hits
     return []

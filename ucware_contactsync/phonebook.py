@@ -177,20 +177,22 @@ def entry_values(c: Contact) -> dict[str, Any]:
     }
 
 
-def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str) -> list[dict]:
+def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str,
+                area_code: str = "") -> list[dict]:
     return [
         {
             "entry_id": entry_id,
             "position": i,
             "type": n.type,
             "number": _cut(number, NUMBER_LEN),
-            "e164": to_e164(number, region),
+            "e164": to_e164(number, region, area_code),
         }
         for i, (n, number) in enumerate((n, _clean(n.number)) for n in numbers)
     ]
 
 
-def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, region: str) -> None:
+def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, region: str,
+          area_code: str = "") -> None:
     """Write ``diff`` into ``phonebook`` inside the caller's transaction."""
     if diff.empty:
         return
@@ -205,7 +207,7 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         ids = [old.id for old, _ in diff.updates]
         for i in range(0, len(ids), CHUNK):
             session.execute(delete(Number).where(Number.entry_id.in_(ids[i:i + CHUNK])))
-        _insert_numbers(session, [(old.id, c) for old, c in diff.updates], region)
+        _insert_numbers(session, [(old.id, c) for old, c in diff.updates], region, area_code)
     for i in range(0, len(diff.adds), CHUNK):
         batch = diff.adds[i:i + CHUNK]
         rows = [{"phonebook_id": phonebook.id, "origin": origin, "created_at": now,
@@ -215,16 +217,17 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         ids = session.scalars(
             insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True), rows
         ).all()
-        _insert_numbers(session, list(zip(ids, batch, strict=True)), region)
+        _insert_numbers(session, list(zip(ids, batch, strict=True)), region, area_code)
     session.execute(
         update(Phonebook).where(Phonebook.id == phonebook.id).values(updated_at=now)
     )
 
 
-def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: str) -> None:
+def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: str,
+                    area_code: str) -> None:
     rows: list[dict] = []
     for entry_id, c in pairs:
-        rows.extend(number_rows(entry_id, c.numbers, region))
+        rows.extend(number_rows(entry_id, c.numbers, region, area_code))
     for i in range(0, len(rows), CHUNK * 4):
         session.execute(insert(NUMBERS), rows[i:i + CHUNK * 4])
 
@@ -283,13 +286,14 @@ def writable_phonebook(session: Session, owner: User, title: str, writer: Origin
     return book
 
 
-def add_manual_entry(session: Session, book: Phonebook, contact: Contact, region: str) -> Entry:
+def add_manual_entry(session: Session, book: Phonebook, contact: Contact, region: str,
+                     area_code: str = "") -> Entry:
     """An entry as a user types it in the UCC client: no origin, no source id."""
     values = entry_values(contact)
     values.update(source_id=None, change_key=None)
     entry = Entry(phonebook=book, origin=None, **values)
     entry.numbers = [Number(**{k: v for k, v in r.items() if k != "entry_id"})
-                     for r in number_rows(0, contact.numbers, region)]
+                     for r in number_rows(0, contact.numbers, region, area_code)]
     session.add(entry)
     session.flush()
     return entry

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .phone import is_region
+from .phone import clean_area_code, is_region
 
 SECRET_KEYS = frozenset({"client_secret", "ews_password"})
 MASK = "********"
@@ -76,6 +76,10 @@ def _region(v: str) -> str:
     raise ValueError("must be a two-letter region code such as DE, AT or CH")
 
 
+def _area_code(v: str) -> str:
+    return clean_area_code(v) if v else v
+
+
 def _workers(v: str) -> str:
     if v.isdigit() and 1 <= int(v) <= 32:
         return v
@@ -124,6 +128,7 @@ KEYS: dict[str, Key] = {
         Key("ews_password", "", _any, "password of the on-premises service account"),
         Key("ca_bundle", "", _file, "PEM file of a private CA to trust for TLS"),
         Key("default_region", "DE", _region, "region for numbers without country code"),
+        Key("area_code", "", _area_code, "the site's area code (e.g. 89) for local numbers"),
         Key("max_workers", "8", _workers, "mailboxes read in parallel", int),
         Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder",
             _true),
@@ -151,6 +156,7 @@ class Settings:
     ews_password: str = _default("ews_password")
     ca_bundle: str = _default("ca_bundle")
     default_region: str = _default("default_region")
+    area_code: str = _default("area_code")
     max_workers: int = _default("max_workers")
     subfolders: bool = _default("subfolders")
 

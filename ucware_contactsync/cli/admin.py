@@ -201,7 +201,7 @@ def phonebook_add(args: argparse.Namespace) -> int:
         assert book is not None
         phonebook.add_manual_entry(
             s, book, Contact(display_name=args.name, company=args.company, numbers=numbers),
-            conf.default_region,
+            conf.default_region, conf.area_code,
         )
     log.log(logs.NOTICE, "added %s to %s / %s", args.name, args.user, title)
     return EXIT_OK
@@ -212,7 +212,7 @@ def lookup_cmd(args: argparse.Namespace) -> int:
     conf = load_settings(database)
     with database.session() as s:
         owner = directory.require_user(s, args.user) if args.user else None
-        hits = lookup(s, args.number, conf.default_region, owner)
+        hits = lookup(s, args.number, conf.default_region, owner, conf.area_code)
     if args.json:
         json.dump(hits, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -391,7 +391,7 @@ def import_csv(database: Database, path: str | Path, user: str | None = None,
             for owner, title, book, diff in plans:
                 if book is None:
                     book = pb.ensure_phonebook(s, owner, title, source=ORIGIN)
-                pb.apply(s, book, diff, ORIGIN, region)
+                pb.apply(s, book, diff, ORIGIN, region, conf.area_code)
         else:
             s.rollback()
     result.timings["write"] = time.perf_counter() - t2  # the commit is part of the write

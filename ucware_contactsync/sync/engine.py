@@ -239,7 +239,8 @@ class SyncEngine:
                     for line in diff.lines():
                         log.info("%s: %s", email, line)
                 else:
-                    apply(s, book, diff, ORIGIN.value, self.settings.default_region)
+                    apply(s, book, diff, ORIGIN.value, self.settings.default_region,
+                          self.settings.area_code)
                     self._store_states(s, user_id, read.states)
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)
