@@ -25,11 +25,16 @@ def test_area_code_gives_local_numbers_an_e164(cli):
     r = cli("config", "set", "area_code", "(0)89")
     assert r.code == 0, r.err
     assert cli("config", "get", "area_code").out.strip() == "89"
+    # Setting the key recomputes the stored numbers: the entry added before is found now.
+    assert "1 stored numbers got a new E.164" in r.err
+    assert _names(cli("lookup", "+4989123456", "--json")) == {"Ohne Vorwahl"}
     assert cli(*add, "--name", "Mit Vorwahl", "--number", "business:123457").code == 0
     for caller in ("+4989123457", "004989123457", "4989123457", "089123457", "123457"):
         assert _names(cli("lookup", caller, "--json")) == {"Mit Vorwahl"}, caller
     r = cli("config", "set", "area_code", "Muenchen")
     assert r.code == 2 and "area_code" in r.err and "digits" in r.err
+    assert cli("config", "set", "area_code", "").code == 0  # reset: local numbers lose it
+    assert _names(cli("lookup", "+4989123456", "--json")) == set()
 
 
 def test_foreign_local_number_is_no_caller_id(cli):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from .model import Entry, Number, Phonebook, User
 from .phone import caller_keys, to_e164
+
+REFRESH_BATCH = 5000
 
 
 def lookup(session: Session, caller: str, region: str, owner: User | None = None,
@@ -54,3 +56,26 @@ def _best_key(rows: list, keys: list[str]) -> list:
         if hits:
             return hits
     return []
+
+
+def refresh_e164(conn: Connection, region: str, area_code: str = "") -> int:
+    """Recompute every stored E.164 under today's rules (after ``default_region`` or
+    ``area_code`` changed, and once on upgrade from a version with looser rules); returns
+    how many changed. Works on a plain connection, so the migration can use it too."""
+    table = Number.__table__
+    changed = 0
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(table.c.id, table.c.number, table.c.e164)
+            .where(table.c.id > last).order_by(table.c.id).limit(REFRESH_BATCH)
+        ).all()
+        if not rows:
+            return changed
+        last = rows[-1].id
+        new = [{"nid": r.id, "e": e} for r in rows
+               if (e := to_e164(r.number, region, area_code)) != r.e164]
+        if new:
+            conn.execute(update(table).where(table.c.id == bindparam("nid"))
+                         .values(e164=bindparam("e")), new)
+            changed += len(new)

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 
+from sqlalchemy.orm import Session
+
 from .. import db as dbmod
 from .. import directory, logs, phonebook, settings, settings_store
 from ..contact import NUMBER_TYPES, Contact, PhoneNumber
 from ..errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from ..lookup import lookup
+from ..lookup import lookup, refresh_e164
 from ..ownership import Origin
 from .common import load_settings, open_db
 
@@ -144,11 +146,24 @@ def config_set(args: argparse.Namespace) -> int:
         if args.value == "":
             settings_store.reset(s, args.key)
             log.log(logs.NOTICE, "%s reset to its default", args.key)
+            _refresh_numbers(s, args.key)
             return EXIT_OK
         value = settings_store.set_value(s, args.key, args.value)
+        _refresh_numbers(s, args.key)
     shown = settings.MASK if args.key in settings.SECRET_KEYS else value
     log.log(logs.NOTICE, "%s = %s", args.key, shown)
     return EXIT_OK
+
+
+def _refresh_numbers(s: Session, key: str) -> None:
+    """The E.164 of stored numbers depends on these keys: recompute them in the same
+    transaction, so caller-ID never mixes old and new rules."""
+    if key not in ("default_region", "area_code"):
+        return
+    conf = settings_store.load(s)
+    n = refresh_e164(s.connection(), conf.default_region, conf.area_code)
+    if n:
+        log.log(logs.NOTICE, "%d stored numbers got a new E.164 for caller-ID", n)
 
 
 def config_list(args: argparse.Namespace) -> int:
