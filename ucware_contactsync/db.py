@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import EXIT_PARTIAL, DatabaseError, UsageError
+from .errors import DatabaseError, DatabaseFull, DatabaseUnavailable, UsageError
 
 ENV_URL = "CONTACTSYNC_DB_URL"
 # The Debian package writes the URL here (readable by the service user only).
@@ -136,7 +136,7 @@ def check_connection(engine: Engine) -> None:
     except OperationalError as exc:
         # A full disk is no connection problem: SQLite in WAL mode cannot even open.
         failure = database_failure(exc, engine.url)
-        if failure is not None and failure.full:
+        if isinstance(failure, DatabaseFull):
             raise failure from None
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(
@@ -169,7 +169,8 @@ def _little_space(url: str | URL | None) -> bool:
     return st.f_bavail * st.f_frsize < _LITTLE_SPACE
 
 
-def database_failure(exc: BaseException, url: str | URL | None = None) -> DatabaseError | None:
+def database_failure(exc: BaseException,
+                     url: str | URL | None = None) -> DatabaseUnavailable | None:
     """The database itself failed (disk full, server gone) as one line with what to do, or
     None for any other error. Exit code 1: a temporary failure; the transaction that was
     being written was rolled back, so running the command again is safe."""
@@ -187,21 +188,17 @@ def database_failure(exc: BaseException, url: str | URL | None = None) -> Databa
     full = (sqlite == _SQLITE_FULL or (sqlite == _SQLITE_IOERR and _little_space(url))
             or code in _MYSQL_FULL or sqlstate == _PG_FULL or "no space left" in text)
     if full:
-        err = DatabaseError(f"the database{where} is full ({reason})",
+        return DatabaseFull(f"the database{where} is full ({reason})",
                             "free disk space where the database keeps its files (SQLite: the "
                             "file's filesystem; MariaDB/PostgreSQL: the server's data "
                             "directory), then run it again; nothing half-written was kept")
-    elif (getattr(exc, "connection_invalidated", False) or code in _MYSQL_GONE
-          or (type(orig).__module__.startswith("psycopg") and type(orig).__name__ ==
+    if (getattr(exc, "connection_invalidated", False) or code in _MYSQL_GONE
+            or (type(orig).__module__.startswith("psycopg") and type(orig).__name__ ==
               "OperationalError" and (sqlstate is None or sqlstate.startswith(("08", "57P"))))):
-        err = DatabaseError(f"lost the connection to the database{where} ({reason})",
-                            "check that the database server runs, then run it again; "
-                            "nothing half-written was kept")
-    else:
-        return None
-    err.exit_code = EXIT_PARTIAL
-    err.full = full
-    return err
+        return DatabaseUnavailable(f"lost the connection to the database{where} ({reason})",
+                                   "check that the database server runs, then run it again; "
+                                   "nothing half-written was kept")
+    return None
 
 
 def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]

@@ -1,9 +1,15 @@
-"""Errors an admin sees: one line saying what happened and what to do, plus the exit code."""
+"""Errors an admin sees: one line saying what happened and what to do, plus the exit code.
+
+The exit code belongs to the type (``code``); nothing patches it onto an instance.
+``sources.SourceError`` is one of them too: its code follows its ``Kind``.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 EXIT_OK = 0
-EXIT_PARTIAL = 1  # some users failed, the rest synced
+EXIT_PARTIAL = 1  # some users failed, the rest synced; or a temporary failure
 EXIT_CONFIG = 2  # usage or configuration error
 EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL)
 
@@ -11,12 +17,16 @@ EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL)
 class ContactSyncError(Exception):
     """Base of all errors shown to the admin as one line."""
 
-    exit_code = EXIT_CONFIG
+    code: ClassVar[int] = EXIT_CONFIG
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    @property
+    def exit_code(self) -> int:
+        return self.code
 
     def __str__(self) -> str:
         return f"{self.message} — {self.hint}" if self.hint else self.message
@@ -33,12 +43,16 @@ class ConfigError(ContactSyncError):
 class DatabaseError(ContactSyncError):
     """The database cannot be reached or has no schema yet."""
 
-    full = False  # the database's disk is full
+
+class DatabaseUnavailable(DatabaseError):
+    """The database failed while working (server gone): temporary, running again is safe."""
+
+    code = EXIT_PARTIAL
 
 
-class AuthError(ContactSyncError):
-    """The app cannot get a token: tenant, client id or secret is wrong (affects all users)."""
+class DatabaseFull(DatabaseUnavailable):
+    """The database's disk is full."""
 
 
 class LockedError(ContactSyncError):
-    exit_code = EXIT_LOCKED
+    code = EXIT_LOCKED

@@ -52,11 +52,14 @@ LABELS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("configure", parents=[common],
+                            help="answer the installer's questions on a terminal")
     parser.add_argument(
         "--batch", action="store_true",
         help="read key=value lines from standard input instead of asking (for scripts; "
              "keeps secrets off the command line); an empty value keeps the stored one")
+    parser.set_defaults(func=configure)
 
 
 def configure(args: argparse.Namespace) -> int:

@@ -15,10 +15,17 @@ from ..errors import EXIT_OK
 from ..lookup import lookup
 from ..ownership import Origin
 from ..sync.engine import SyncEngine
-from ..testing import FakeExchange, generate_tenant, mutate
-from .synccmd import chosen_source
+from .common import chosen_source
 
 GROUP = "Outlook-Kontakte"
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("demo", parents=[common],
+                       help="run the whole job against a bundled fake Exchange Online")
+    p.add_argument("--api", choices=("auto", "graph", "ews"), default="auto",
+                   help="which API the demo uses (default: auto, which picks Graph)")
+    p.set_defaults(func=run_demo)
 
 
 def _say(text: str = "") -> None:
@@ -44,6 +51,9 @@ def _sync(database: Database, label: str) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    # Imported here: the fake (TLS server, certificates) is only loaded when the demo runs.
+    from ..testing import FakeExchange, generate_tenant, mutate
+
     # Only an explicit --db is used; the demo never writes into the configured database.
     tmp = Path(tempfile.mkdtemp(prefix="contactsync-demo-"))
     url = args.db or f"sqlite:///{tmp / 'demo.db'}"

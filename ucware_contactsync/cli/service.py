@@ -1,4 +1,4 @@
-"""configure (the installer's questions) and check (pre-flight)."""
+"""check (pre-flight): the API choice, the token and every selected mailbox."""
 
 from __future__ import annotations
 
@@ -7,21 +7,12 @@ import argparse
 from .. import directory, logs
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, ContactSyncError
 from ..sources import Kind, SourceError
-from .common import load_settings, open_db
-from .synccmd import chosen_source
+from .common import chosen_source, load_settings, open_db
 
 log = logs.get("check")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("configure", parents=[common],
-                       help="answer the installer's questions on a terminal")
-    # configure.py (the questions) may register its own options.
-    from . import configure as configure_mod
-
-    if hasattr(configure_mod, "add_arguments"):
-        configure_mod.add_arguments(p)
-    p.set_defaults(func=configure_mod.configure)
     p = sub.add_parser("check", parents=[common], help="pre-flight: token and each mailbox")
     p.add_argument("--user", metavar="EMAIL", action="append", default=[],
                    help="check only this user (repeatable)")

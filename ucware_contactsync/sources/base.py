@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import requests
 
 from ..contact import Contact
+from ..errors import EXIT_CONFIG, EXIT_PARTIAL, ContactSyncError
 
 # Hints shared by the sources (each says what the admin does about it).
 HINT_MISSING = ("the user's e-mail on the UC server must equal the primary SMTP address of "
@@ -39,18 +40,23 @@ class Kind(enum.Enum):
     STATE_INVALID = "sync state invalid"
 
 
-class SourceError(Exception):
-    """A mailbox (or, for AUTH, the whole app) cannot be read; ``hint`` says what to do."""
+class SourceError(ContactSyncError):
+    """A mailbox (or, for AUTH, the whole app) cannot be read; ``hint`` says what to do.
+
+    Raised before any mailbox was read (choosing the API), it ends the command: exit 2 for
+    ``AUTH`` (the app's credentials are wrong), else exit 1 (an outage; the next run may work).
+    """
+
+    code = EXIT_PARTIAL
 
     def __init__(self, kind: Kind, message: str, hint: str = "", retry_after: float = 0.0):
-        super().__init__(message)
+        super().__init__(message, hint)
         self.kind = kind
-        self.message = message
-        self.hint = hint
         self.retry_after = retry_after
 
-    def __str__(self) -> str:
-        return f"{self.message} — {self.hint}" if self.hint else self.message
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CONFIG if self.kind is Kind.AUTH else self.code
 
 
 @dataclass
