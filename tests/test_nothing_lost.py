@@ -154,3 +154,70 @@ def test_changed_contact_answering_404_once_is_kept_and_read_again(office_factor
     mbx.delete_contact(item.ews_id)
     assert office.sync().code == 0
     assert synced(office.book(ANNA)) == callable_items(mbx)
+
+
+# -- the guard: a run that would remove more than guard_percent is refused ---------------------
+
+def delete_all_but(mbx, keep: int) -> int:  # type: ignore[no-untyped-def]
+    """Delete every contact of ``mbx`` except ``keep`` callable ones; how many synced go."""
+    keeping = list(callable_items(mbx))[:keep]
+    gone = 0
+    for item in list(mbx.all_items()):
+        if item.kind == "contact" and item.graph_id not in keeping:
+            gone += item.graph_id in callable_items(mbx)
+            mbx.delete_contact(item.ews_id)
+    return gone
+
+
+def guard_line(err: str) -> str:
+    line = failed_line(err)
+    assert "refused" in line and "guard_percent (50 %)" in line, line
+    assert f"'ucware-contactsync sync --force --user {ANNA}'" in line
+    return line
+
+
+def test_guard_refuses_a_shrinking_mailbox_until_forced(office_factory, tenant, api):
+    office = office_factory(tenant)
+    assert office.sync().code == 0
+    before = office.books()
+    total = len(synced(office.book(ANNA)))
+    gone = delete_all_but(tenant.mailbox(ANNA), 3)
+    assert gone == total - 3 and gone >= 5
+    for argv in ((), ("--dry-run",), ()):  # refused again: the stored states did not move on
+        r = office.sync(*argv)
+        assert r.code == 1, r.err
+        assert f"would remove {gone} of the {total} synced entries" in guard_line(r.err)
+        assert office.books() == before
+    r = office.sync("--force", "--user", ANNA)
+    assert r.code == 0, r.err
+    assert synced(office.book(ANNA)) == callable_items(tenant.mailbox(ANNA))
+
+
+def test_guard_sees_a_short_full_read_after_410(office_factory, tenant, api):
+    office = office_factory(tenant)
+    assert office.sync().code == 0
+    before = office.books()
+    total = len(synced(office.book(ANNA)))
+    gone = delete_all_but(tenant.mailbox(ANNA), 1)
+    office.fx.faults.invalidate_sync_states(ANNA)
+    r = office.sync("-v")
+    assert r.code == 1, r.err
+    assert f"would remove {gone} of the {total}" in guard_line(r.err)
+    assert office.books() == before
+
+
+def test_guard_lets_small_changes_and_the_key_through(office_factory, tenant, api):
+    office = office_factory(tenant)
+    cli = office.cli
+    assert office.sync().code == 0
+    mbx = tenant.mailbox(ANNA)
+    for sid in list(callable_items(mbx))[:4]:  # 4 removals always pass
+        mbx.delete_contact(next(i.ews_id for i in mbx.all_items() if i.graph_id == sid))
+    assert office.sync().code == 0
+    assert synced(office.book(ANNA)) == callable_items(mbx)
+    assert cli("config", "set", "guard_percent", "101").code == 2
+    assert cli("config", "set", "guard_percent", "100").code == 0
+    delete_all_but(mbx, 0)
+    r = office.sync()  # 100 %: the guard never refuses
+    assert r.code == 0, r.err
+    assert synced(office.book(ANNA)) == {}

@@ -86,6 +86,12 @@ def _workers(v: str) -> str:
     raise ValueError("must be a whole number from 1 to 32")
 
 
+def _percent(v: str) -> str:
+    if v.isdigit() and 0 <= int(v) <= 100:
+        return str(int(v))
+    raise ValueError("must be a whole number from 0 to 100 (percent)")
+
+
 def _title(v: str) -> str:
     if not v.strip():
         raise ValueError("must not be empty")
@@ -132,6 +138,8 @@ KEYS: dict[str, Key] = {
         Key("max_workers", "8", _workers, "mailboxes read in parallel", int),
         Key("subfolders", "true", _bool, "also read the subfolders of the Contacts folder",
             _true),
+        Key("guard_percent", "50", _percent, "share of a synced phonebook a run may remove "
+            "without --force", int),
     )
 }
 
@@ -159,6 +167,7 @@ class Settings:
     area_code: str = _default("area_code")
     max_workers: int = _default("max_workers")
     subfolders: bool = _default("subfolders")
+    guard_percent: int = _default("guard_percent")
 
     @property
     def secrets(self) -> list[str]:

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
     p.add_argument("--full", action="store_true", help="read everything, ignore stored states")
     p.add_argument("--force", action="store_true",
-                   help="allow a sync that would empty a full phonebook")
+                   help="allow a sync that would remove more than guard_percent of a "
+                        "phonebook")
     p.set_defaults(func=sync)
 
 

@@ -36,7 +36,8 @@ from ..sources import ContactSource, Kind, MailboxRead, SourceError
 log = logs.get("sync")
 
 ORIGIN = Origin.MAILBOX
-# A full phonebook (at least this many synced entries) is never emptied without --force.
+# The guard: a run may remove up to guard_percent of a synced phonebook, and always fewer
+# than GUARD_MIN entries (so that small phonebooks can still change); more needs --force.
 GUARD_MIN = 5
 # Reads queued or done but not yet written, per worker (bounds memory).
 AHEAD = 2
@@ -227,13 +228,10 @@ class SyncEngine:
                 gone = [c.source_id for c in read.contacts if not c.numbers and c.source_id]
                 diff = (diff_full(existing, callable_) if read.full
                         else diff_changes(existing, callable_, [*read.deleted, *gone]))
-                left = len(existing) - len(diff.removes) + len(diff.adds)
-                if len(existing) >= GUARD_MIN and left == 0 and not self.force:
+                refusal = self._guard(email, title, len(existing), len(diff.removes))
+                if refusal:
                     s.rollback()
-                    return self._fail(email, (
-                        f"the mailbox returned no contacts but phonebook {title!r} holds "
-                        f"{len(existing)}; nothing was deleted. If the mailbox really is "
-                        "empty now, run 'ucware-contactsync sync --force --user " + email + "'"))
+                    return self._fail(email, refusal)
                 if self.dry_run:
                     s.rollback()
                     for line in diff.lines():
@@ -253,6 +251,21 @@ class SyncEngine:
         prefix = "would be: " if self.dry_run else ""
         log.info("%s: %s%s (%s, %s)", email, prefix, diff.summary(), mode, read.api)
         return UserResult(email, "ok", diff=diff.counts(), full=read.full)
+
+    def _guard(self, email: str, title: str, synced: int, removes: int) -> str:
+        """Why this write is refused without --force (empty: it is not). A mailbox that
+        suddenly returns nothing or little (a wrong mailbox, a lost permission, a full read
+        that came back short) is not mirrored: removing more than ``guard_percent`` of the
+        synced entries needs --force; up to GUARD_MIN - 1 removals always pass, so that
+        small phonebooks can still change."""
+        percent = self.settings.guard_percent
+        if self.force or removes < GUARD_MIN or removes * 100 <= percent * synced:
+            return ""
+        share = removes * 100 // synced
+        return (f"refused: this run would remove {removes} of the {synced} synced entries of "
+                f"phonebook {title!r} ({share} %), more than guard_percent ({percent} %) allows; "
+                f"nothing was changed. If these contacts really are gone from the mailbox, "
+                f"confirm with 'ucware-contactsync sync --force --user {email}'")
 
     def _store_states(self, s: Session, user_id: int, states: dict[str, str]) -> None:
         """Make the stored states equal ``states``, writing only the rows that differ (an
