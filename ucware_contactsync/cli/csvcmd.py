@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--user", metavar="EMAIL", help="owner for files without an owner column")
     p.add_argument("--phonebook", metavar="NAME", help="title for files without such a column")
     p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a file with a column of phone numbers that is not imported")
     p.set_defaults(func=import_csv)
 
 
@@ -30,11 +32,15 @@ def import_csv(args: argparse.Namespace) -> int:
     try:
         with nullcontext() if args.dry_run else RunLock(database.url):
             result = run_import(database, args.file, user=args.user, phonebook=args.phonebook,
-                                dry_run=args.dry_run)
+                                dry_run=args.dry_run, strict=args.strict)
     finally:
         database.dispose()
     log.info("%s: %s, %s, %s-separated, %d rows", result.path, result.format, result.encoding,
              result.delimiter, result.rows)
+    for column in result.unmapped_numbers:  # never drop phone numbers silently
+        log.warning("%s: column %r holds phone numbers but was not imported: no recognised "
+                    "format has it (rename it, see docs/csv-format.md; --strict refuses "
+                    "such files)", result.path, column)
     # The summary is the command's output (stdout); -q keeps only errors.
     for book in result.books:
         if args.dry_run:

@@ -1,10 +1,15 @@
 """CSV formats: recognise one from its header row and map its columns onto our contact fields.
 
 Supported (see docs/csv-format.md): our own layout; classic Outlook exports in English and
-German; Outlook.com / new Outlook; Google Contacts (current and legacy export). Recognition
-counts how many header cells each format knows and takes the best; files re-saved from Excel
-with some columns deleted or added are still recognised. Only our own layout is strict about
-unknown columns, because there a misspelt column (``mobil``) would silently lose data.
+German (every version's spelling); Outlook.com / new Outlook; Google Contacts (current and
+legacy export); Thunderbird (English, German); Apple Contacts CSV (English, German).
+Recognition counts how many header cells each format knows and takes the best; files re-saved
+from Excel with some columns deleted or added are still recognised. A header cell is matched
+exactly, then repaired (UTF-8 read as Windows-1252: ``GeschÃ¤ftlich``), then loosely: case,
+brackets, word order and a character lost to a wrong code page (``Telefon gesch�ftlich``) do
+not matter. Only our own layout is strict about unknown columns, because there a misspelt
+column (``mobil``) would silently lose data; in the other formats an unmapped column whose
+values look like phone numbers is named in the summary (``--strict``: refused).
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..contact import NUMBER_TYPES
+from . import headers as hd
 
 # Own-layout columns besides the 19 number types.
 OWN_COLUMNS: tuple[str, ...] = (
@@ -39,6 +46,30 @@ Target = tuple[str, str]
 def norm(header: str) -> str:
     """Header cells compare case-insensitively, ignoring BOM remnants and extra blanks."""
     return " ".join(unicodedata.normalize("NFC", header).replace("\ufeff", "").split()).casefold()
+
+
+_MOJIBAKE = re.compile("[ÃÂâ][\u0080-\u00ff\u0152-\u0192\u02c6-\u2122]")
+_NON_ASCII = re.compile("[^\x00-\x7f]+")
+_TOKENS = re.compile(r"[\s():,]+")
+
+
+def repair(text: str) -> str:
+    """UTF-8 bytes that were read as Windows-1252 (``GeschÃ¤ftlich``) back to text."""
+    if not _MOJIBAKE.search(text):
+        return text
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
+@lru_cache(maxsize=4096)
+def loose(header: str) -> str:
+    """The loose key of a header cell: repaired, every run of non-ASCII letters (a kept, a
+    replaced ``�`` or a ``?`` umlaut) as ``?``, brackets dropped, words sorted."""
+    text = _NON_ASCII.sub("?", repair(norm(header))).replace("?", "\x00")
+    text = re.sub("\x00+", "?", text)
+    return " ".join(sorted(t for t in _TOKENS.split(text) if t))
 
 
 # --- Outlook -------------------------------------------------------------------------------
@@ -161,17 +192,49 @@ class Format:
     known: frozenset[str]  # normalised headers that belong to the format (mapped or not)
     google_pairs: bool = False  # "Phone N - Label/Type" + "Phone N - Value" columns
     strict: bool = False  # unknown columns are an error (own layout only)
+    loose_columns: dict[str, Target] = field(default_factory=dict)  # loose key -> target
+    loose_known: frozenset[str] = frozenset()
+
+    def target(self, header: str) -> Target | None:
+        """The target of a normalised header cell: exact, else (foreign formats) loose."""
+        found = self.columns.get(header)
+        if found is None and not self.strict:
+            found = self.loose_columns.get(loose(header))
+        if found is None and self.google_pairs:
+            found = _google_target(header)
+        return found
 
     def knows(self, header: str) -> bool:
         if header in self.known:
             return True
-        return self.google_pairs and _GOOGLE_PAIR.match(header) is not None
+        if self.google_pairs and _GOOGLE_PAIR.match(header) is not None:
+            return True
+        return not self.strict and loose(header) in self.loose_known
 
 
 def _fmt(key: str, title: str, columns: dict[str, Target], other: Sequence[str] = (),
          **kw: bool) -> Format:
     cols = {norm(k): v for k, v in columns.items()}
-    return Format(key, title, cols, frozenset(cols) | {norm(o) for o in other}, **kw)
+    known = frozenset(cols) | {norm(o) for o in other}
+    loose_cols: dict[str, Target] = {}
+    for k, v in cols.items():
+        loose_cols.setdefault(loose(k), v)
+    return Format(key, title, cols, known, loose_columns=loose_cols,
+                  loose_known=frozenset(loose(k) for k in known), **kw)
+
+
+def _foreign(fields: dict[str, Target]) -> dict[str, Target]:
+    """Every foreign format also takes a whole-name column as the display name."""
+    names: dict[str, Target] = {n: (FIELD, "display_name") for n in hd.DISPLAY_NAME_HEADERS}
+    return {**names, **fields}
+
+
+def _text_fields(mapping: dict[str, str]) -> dict[str, Target]:
+    return {k: (FIELD, v) for k, v in mapping.items()}
+
+
+def _emails(names: Sequence[str]) -> dict[str, Target]:
+    return {n: (EMAIL, "") for n in names}
 
 
 def _phones(mapping: dict[str, str]) -> dict[str, Target]:
@@ -188,18 +251,37 @@ _OWN: dict[str, Target] = {
 }
 
 OWN = _fmt("own", "ucware-contactsync layout", _OWN, strict=True)
-OUTLOOK_EN = _fmt("outlook-en", "Outlook export (English)",
-                  {**OUTLOOK_EN_FIELDS, **_phones(OUTLOOK_EN_PHONES)}, _names(OUTLOOK_EN_OTHER))
-OUTLOOK_COM = _fmt("outlook-com", "Outlook.com / new Outlook export",
-                   {**OUTLOOK_EN_FIELDS, **_phones(OUTLOOK_EN_PHONES)},
+_OUTLOOK_EN_ALL = _foreign({**OUTLOOK_EN_FIELDS, **_phones(OUTLOOK_EN_PHONES)})
+OUTLOOK_EN = _fmt("outlook-en", "Outlook export (English)", _OUTLOOK_EN_ALL,
+                  _names(OUTLOOK_EN_OTHER))
+OUTLOOK_COM = _fmt("outlook-com", "Outlook.com / new Outlook export", _OUTLOOK_EN_ALL,
                    _names(OUTLOOK_EN_OTHER) + _names(OUTLOOK_COM_ONLY))
 OUTLOOK_DE = _fmt("outlook-de", "Outlook export (German)",
-                  {**OUTLOOK_DE_FIELDS, **_phones(OUTLOOK_DE_PHONES)}, _names(OUTLOOK_DE_OTHER))
-GOOGLE = _fmt("google", "Google Contacts export", GOOGLE_FIELDS, _names(GOOGLE_OTHER),
-              google_pairs=True)
-GOOGLE_LEGACY = _fmt("google-legacy", "Google Contacts export (legacy)", GOOGLE_LEGACY_FIELDS,
-                     _names(GOOGLE_LEGACY_OTHER), google_pairs=True)
-FORMATS: tuple[Format, ...] = (OWN, OUTLOOK_EN, OUTLOOK_COM, OUTLOOK_DE, GOOGLE, GOOGLE_LEGACY)
+                  _foreign({**OUTLOOK_DE_FIELDS, **_phones(OUTLOOK_DE_PHONES),
+                            **_phones(hd.OUTLOOK_DE_2013_PHONES)}),
+                  _names(OUTLOOK_DE_OTHER) + _names(hd.OUTLOOK_DE_2013_OTHER))
+GOOGLE = _fmt("google", "Google Contacts export", _foreign(GOOGLE_FIELDS),
+              _names(GOOGLE_OTHER), google_pairs=True)
+GOOGLE_LEGACY = _fmt("google-legacy", "Google Contacts export (legacy)",
+                     _foreign(GOOGLE_LEGACY_FIELDS), _names(GOOGLE_LEGACY_OTHER),
+                     google_pairs=True)
+THUNDERBIRD_EN = _fmt("thunderbird-en", "Thunderbird export (English)", _foreign({
+    **_text_fields(hd.THUNDERBIRD_EN_FIELDS), **_phones(hd.THUNDERBIRD_EN_PHONES),
+    **_emails(hd.THUNDERBIRD_EN_EMAILS)}), _names(hd.THUNDERBIRD_EN_OTHER))
+THUNDERBIRD_DE = _fmt("thunderbird-de", "Thunderbird export (German)", _foreign({
+    **_text_fields(hd.THUNDERBIRD_DE_FIELDS), **_phones(hd.THUNDERBIRD_DE_PHONES),
+    **_emails(hd.THUNDERBIRD_DE_EMAILS)}), _names(hd.THUNDERBIRD_DE_OTHER))
+APPLE_EN = _fmt("apple-en", "Apple Contacts CSV (English)", _foreign({
+    **_text_fields(hd.APPLE_EN_FIELDS),
+    **_phones(hd.apple_phones(hd.APPLE_EN_LABELS, "Phone")),
+    **_emails(hd.APPLE_EN_EMAILS)}), _names(hd.APPLE_EN_OTHER))
+APPLE_DE = _fmt("apple-de", "Apple Contacts CSV (German)", _foreign({
+    **_text_fields(hd.APPLE_DE_FIELDS),
+    **_phones(hd.apple_phones(hd.APPLE_DE_LABELS, "Telefon")),
+    **_emails(hd.APPLE_DE_EMAILS)}), _names(hd.APPLE_DE_OTHER))
+# Order breaks ties: a file that two formats know equally well maps the same either way.
+FORMATS: tuple[Format, ...] = (OWN, OUTLOOK_EN, OUTLOOK_COM, OUTLOOK_DE, GOOGLE, GOOGLE_LEGACY,
+                               THUNDERBIRD_EN, THUNDERBIRD_DE, APPLE_EN, APPLE_DE)
 _OUTLOOK_COM_MARKERS = frozenset(norm(n) for n in _names(OUTLOOK_COM_ONLY))
 
 
@@ -212,6 +294,7 @@ class Layout:
     targets: list[tuple[int, Target]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # own layout: columns we do not know
     duplicates: list[str] = field(default_factory=list)
+    unmapped: list[int] = field(default_factory=list)  # foreign formats: columns not imported
 
     def has(self, kind: str) -> bool:
         return any(t[0] == kind for _, t in self.targets)
@@ -242,12 +325,12 @@ def detect(header: list[str]) -> Layout | None:
     for i, h in enumerate(headers):
         if not h:
             continue
-        target = best.columns.get(h)
-        if target is None and best.google_pairs:
-            target = _google_target(h)
+        target = best.target(h)
         if target is None:
             if best.strict:
                 layout.unknown.append(header[i].strip())
+            else:
+                layout.unmapped.append(i)
             continue
         if best.strict and h in seen:
             layout.duplicates.append(header[i].strip())

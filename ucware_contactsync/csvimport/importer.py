@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from .. import phonebook as pb
 from .. import settings_store
-from ..contact import Contact, PhoneNumber
+from ..contact import Contact
 from ..db import Database
 from ..directory import selected_users
 from ..errors import UsageError
 from ..model import ID_LEN, User
 from ..ownership import Origin, may_write, origin_of
 from . import formats as fm
+from .mapping import RowMapper, UnmappedNumbers
 from .reader import ACCEPTED_ENCODINGS, ReadError, decode, delimiter_name, rows, sniff_delimiter
 
 ORIGIN = Origin.CSV.value
@@ -97,6 +98,8 @@ class ImportResult:
     rows: int
     dry_run: bool
     books: list[BookResult] = field(default_factory=list)
+    # Columns not imported whose values look like phone numbers (named in the summary).
+    unmapped_numbers: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # parse / diff / write seconds
 
 
@@ -132,110 +135,6 @@ def _fit_id(key: str) -> str:
     return key[: ID_LEN - 65] + "#" + digest
 
 
-SECOND = fm.SECOND_TYPE
-
-
-def _place(numbers: list[PhoneNumber]) -> list[PhoneNumber]:
-    """A second business/home number moves to business2/home2 while that type is free."""
-    used: set[str] = set()
-    out = []
-    for n in numbers:
-        kind = n.type
-        if kind in used and SECOND.get(kind) and SECOND[kind] not in used:
-            kind = SECOND[kind]
-            n = PhoneNumber(kind, n.number)
-        used.add(kind)
-        out.append(n)
-    return out
-
-
-class RowMapper:
-    """Turns the cells of one row into (owner, title, id, Contact) for a recognised layout."""
-
-    def __init__(self, layout: fm.Layout) -> None:
-        self.layout = layout
-        self.targets = layout.targets
-        self.width = len(layout.header)
-        self.google = layout.format.google_pairs
-        self.own = layout.format is fm.OWN
-
-    def map(self, cells: list[str]) -> tuple[str, str, str, Contact, list[str]]:
-        """(owner, title, id, contact, problems); cells beyond the header are checked first."""
-        problems: list[str] = []
-        f: dict[str, str] = {}
-        emails: list[str] = []
-        cats: list[str] = []
-        numbers: list[PhoneNumber] = []
-        labels: dict[str, str] = {}
-        gvalues: list[tuple[str, str]] = []
-        owner = title = row_id = ""
-        n_cells = len(cells)
-        for i, (kind, arg) in self.targets:
-            if i >= n_cells:
-                continue
-            value = cells[i].strip()
-            if not value:
-                continue
-            if "\n" in value or "\r" in value:
-                # Only notes may span lines; a break elsewhere means a quote went astray.
-                # repr: a header cell may hold a line break itself; one problem, one line.
-                problems.append(f"line break inside column {self.layout.header[i].strip()!r} "
-                                "(unbalanced quotes?)")
-                continue
-            if kind == fm.FIELD:
-                f[arg] = value
-            elif kind == fm.NUMBER:
-                numbers.extend(PhoneNumber(arg, v) for v in _numbers(value))
-            elif kind == fm.EMAIL:
-                emails.extend(v for v in fm.split_multi(value) if "@" in v)
-            elif kind == fm.CATEGORY:
-                cats.extend(_category(v) for v in fm.split_multi(value))
-            elif kind == fm.OWNER:
-                owner = value
-            elif kind == fm.BOOK:
-                title = value
-            elif kind == fm.ID:
-                row_id = value
-            elif kind == fm.PHONE_LABEL:
-                labels[arg] = value
-            elif kind == fm.PHONE_VALUE:
-                gvalues.append((arg, value))
-        for n, value in gvalues:
-            kind = fm.google_type(labels.get(n, ""))
-            numbers.extend(PhoneNumber(kind, v) for v in _numbers(value))
-        display = f.get("display_name", "")
-        if not display and not self.own:
-            # Foreign formats have no display name: build it like Outlook's "First Middle Last".
-            parts = (f.get("given_name"), f.get("middle"), f.get("surname"), f.get("suffix"))
-            display = " ".join(p for p in parts if p) or f.get("file_as", "")
-        contact = Contact(
-            display_name=display,
-            given_name=f.get("given_name", ""),
-            surname=f.get("surname", ""),
-            company=f.get("company", ""),
-            department=f.get("department", ""),
-            job_title=f.get("job_title", ""),
-            emails=tuple(dict.fromkeys(emails)),
-            numbers=tuple(_place(numbers)) if len(numbers) > 1 else tuple(numbers),
-            categories=tuple(c for c in dict.fromkeys(cats) if c),
-        )
-        return owner, title, row_id, contact, problems
-
-
-def _numbers(cell: str) -> list[str]:
-    # Several numbers in one cell only with Google's " ::: " (";" may be part of a number).
-    return [p.strip() for p in cell.split(fm.MULTI_SEPARATOR) if p.strip()]
-
-
-def _category(label: str) -> str:
-    # Google system groups: "* myContacts" is every contact, "* starred" is kept as "starred".
-    label = label.strip()
-    if label.startswith("* "):
-        label = label[2:].strip()
-        return "" if label.casefold() == "mycontacts" else label
-    return label
-
-
 # --- the import --------------------------------------------------------------------------------
 
 
@@ -248,9 +147,10 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def parse(path: str | Path, user: str | None = None, phonebook: str | None = None
-          ) -> tuple[list[Record], ImportResult, list[Problem]]:
-    """Read and check the file without a database; records get their keys here."""
+def parse(path: str | Path, user: str | None = None, phonebook: str | None = None,
+          strict: bool = False) -> tuple[list[Record], ImportResult, list[Problem]]:
+    """Read and check the file without a database; records get their keys here. ``strict``:
+    a column that holds phone numbers but is not imported is a problem."""
     path = Path(path)
     shown = str(path)
     data = _read(path)
@@ -290,6 +190,7 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
     result = ImportResult(shown, layout.format.title, encoding, delimiter_name(delimiter), 0,
                           False)
     mapper = RowMapper(layout)
+    unmapped = UnmappedNumbers(layout)
     width = len(header.cells)
     records: list[Record] = []
     ids: list[str] = []
@@ -303,6 +204,7 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
                 problems.append(Problem(row.line, f"{len(cells)} cells but the header has "
                                         f"{width} (unquoted delimiter or unbalanced quotes?)"))
                 continue
+            unmapped.see(cells)
             owner, title, row_id, contact, row_problems = mapper.map(cells)
             problems.extend(Problem(row.line, p) for p in row_problems)
             owner = owner or (user or "")
@@ -326,6 +228,11 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
         problems.append(Problem(exc.line, exc.message))
     records, more = _assign_keys(records, ids)
     result.rows = len(records)
+    result.unmapped_numbers = unmapped.columns()
+    if strict:
+        more += [Problem(1, f"column {c!r} holds phone numbers but no recognised format "
+                         "imports it (rename it, see docs/csv-format.md)")
+                 for c in result.unmapped_numbers]
     return records, result, problems + more
 
 
@@ -363,11 +270,11 @@ def _with_id(c: Contact, source_id: str) -> Contact:
 
 def import_csv(database: Database, path: str | Path, user: str | None = None,
                phonebook: str | None = None, dry_run: bool = False,
-               region: str | None = None) -> ImportResult:
+               region: str | None = None, strict: bool = False) -> ImportResult:
     """Import one CSV file; raises ``UsageError``/``CsvImportError`` and writes nothing on
     any problem. ``region`` defaults to the key ``default_region``."""
     t0 = time.perf_counter()
-    records, result, problems = parse(path, user, phonebook)
+    records, result, problems = parse(path, user, phonebook, strict)
     result.dry_run = dry_run
     result.timings["parse"] = time.perf_counter() - t0
     with database.session() as s:
