@@ -239,8 +239,8 @@ def test_failure_mid_write_leaves_phonebook_exactly_as_before(office_factory, sm
     real = phonebook._insert_numbers
     calls = {"n": 0}
 
-    def crash_after_first(session, pairs, region):  # type: ignore[no-untyped-def]
-        real(session, pairs, region)
+    def crash_after_first(session, pairs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real(session, pairs, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk full (simulated)")
