@@ -49,10 +49,12 @@ def _bool(v: str) -> str:
 
 
 def _api(v: str) -> str:
+    from .sources.registry import SOURCES  # here: the sources import this module
+
     low = v.strip().lower()
-    if low in ("auto", "graph", "ews"):
+    if low == "auto" or low in SOURCES:
         return low
-    raise ValueError("must be auto, graph or ews")
+    raise ValueError(f"must be auto, {', '.join(list(SOURCES)[:-1])} or {list(SOURCES)[-1]}")
 
 
 def _https(v: str) -> str:
@@ -126,7 +128,7 @@ KEYS: dict[str, Key] = {
         Key("phonebookname", "Privat", _title, "title of the synced phonebook"),
         Key("office365", "true", _bool, "true: Exchange Online; false: on-premises Exchange",
             _true),
-        Key("api", "auto", _api, "auto, graph or ews"),
+        Key("api", "auto", _api, "auto or a source of sources/registry.py"),
         Key("login_url", "https://login.microsoftonline.com", _https, "Entra login endpoint"),
         Key("graph_url", "https://graph.microsoft.com", _https, "Microsoft Graph endpoint"),
         Key("ews_url", "https://outlook.office365.com/EWS/Exchange.asmx", _https, "EWS URL"),

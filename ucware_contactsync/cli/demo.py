@@ -14,6 +14,7 @@ from ..db import Database
 from ..errors import EXIT_OK
 from ..lookup import lookup
 from ..ownership import Origin
+from ..sources import SOURCES
 from ..sync.engine import SyncEngine
 from .common import chosen_source
 
@@ -23,7 +24,7 @@ GROUP = "Outlook-Kontakte"
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[common],
                        help="run the whole job against a bundled fake Exchange Online")
-    p.add_argument("--api", choices=("auto", "graph", "ews"), default="auto",
+    p.add_argument("--api", choices=("auto", *SOURCES), default="auto",
                    help="which API the demo uses (default: auto, which picks Graph)")
     p.set_defaults(func=run_demo)
 

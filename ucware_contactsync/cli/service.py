@@ -36,7 +36,7 @@ def check(args: argparse.Namespace) -> int:
     _out(f"api: {choice.api} — {choice.reason}")
     if choice.warning:
         _out(f"warning: {choice.warning}")
-    tokens = choice.graph_tokens or choice.ews_tokens
+    tokens = choice.tokens
     if tokens is not None:
         roles = ", ".join(sorted(tokens.roles())) or "none"
         _out(f"token: ok (roles: {roles})")

@@ -31,8 +31,7 @@ def sync(args: argparse.Namespace) -> int:
     # A dry run writes nothing, so it may run beside the nightly job.
     with nullcontext() if args.dry_run else RunLock(database.url):
         choice, source = chosen_source(conf)
-        log.info("using %s: %s", "Microsoft Graph" if choice.api == "graph" else "EWS",
-                 choice.reason)
+        log.info("using %s: %s", choice.label, choice.reason)
         if choice.warning:
             log.warning("warning: %s", choice.warning)
         try:

@@ -7,32 +7,26 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..settings import Settings
-from .auth import TokenProvider, scope_for
+from .auth import TokenProvider, token_provider
 from .base import ContactSource, Kind, MailboxRead, SourceError
+from .registry import EWS_SUNSET, SOURCES, SourceSpec
 
-__all__ = ["ContactSource", "Kind", "MailboxRead", "SourceError", "Choice", "choose", "open_source"]
+__all__ = ["ContactSource", "Kind", "MailboxRead", "SourceError", "Choice", "choose",
+           "open_source", "SOURCES", "SourceSpec", "token_provider", "EWS_SUNSET"]
 
 log = logging.getLogger(__name__)
-
-GRAPH_ROLES = {"Contacts.Read", "Contacts.ReadWrite"}
-EWS_ROLE = "full_access_as_app"
-EWS_SUNSET = ("EWS in Exchange Online is blocked by default since 2026-10-01 and ends on "
-              "2027-04-01: grant the app the Microsoft Graph application permission "
-              "Contacts.Read with admin consent, and api=auto switches to Graph by itself")
 
 
 @dataclass
 class Choice:
-    api: str  # graph | ews
+    api: str  # a key of SOURCES
     reason: str
     warning: str = ""
-    graph_tokens: TokenProvider | None = None
-    ews_tokens: TokenProvider | None = None
+    tokens: TokenProvider | None = None  # None: the source signs in without Entra
 
-
-def _tokens(s: Settings, api_url: str) -> TokenProvider:
-    return TokenProvider(s.login_url, s.tenant_id, s.client_id, s.client_secret,
-                         scope_for(api_url), s.verify)
+    @property
+    def label(self) -> str:
+        return SOURCES[self.api].label
 
 
 def _require_app(s: Settings) -> None:
@@ -46,39 +40,35 @@ def _require_app(s: Settings) -> None:
 def choose(s: Settings) -> Choice:
     """Which API to use and why; ``api=auto`` decides by the roles in the app's tokens."""
     if not s.office365:
-        return Choice("ews", "office365=false: on-premises Exchange is read through EWS")
+        spec = next(spec for spec in SOURCES.values() if spec.on_premises)
+        return Choice(spec.api, f"office365=false: on-premises Exchange is read through "
+                                f"{spec.label}")
     _require_app(s)
-    if s.api == "graph":
-        return Choice("graph", "api=graph is set", graph_tokens=_tokens(s, s.graph_url))
-    if s.api == "ews":
-        return Choice("ews", "api=ews is set", warning=EWS_SUNSET,
-                      ews_tokens=_tokens(s, s.ews_url))
-    graph = _tokens(s, s.graph_url)
-    roles = set(graph.roles())
-    if roles & GRAPH_ROLES:
-        granted = ", ".join(sorted(roles & GRAPH_ROLES))
-        return Choice("graph", f"api=auto and the app holds {granted} for Microsoft Graph",
-                      graph_tokens=graph)
-    ews = _tokens(s, s.ews_url)
-    if EWS_ROLE in ews.roles():
-        return Choice("ews", "api=auto and the app holds only full_access_as_app (EWS)",
-                      warning=EWS_SUNSET, ews_tokens=ews)
+    if s.api in SOURCES:
+        spec = SOURCES[s.api]
+        return Choice(spec.api, f"api={spec.api} is set", warning=spec.online_warning,
+                      tokens=token_provider(s, spec.url(s)))
+    first: Choice | None = None
+    for spec in SOURCES.values():
+        tokens = token_provider(s, spec.url(s))
+        held = set(tokens.roles()) & spec.roles
+        if held:
+            return Choice(spec.api, spec.auto_reason.format(roles=", ".join(sorted(held))),
+                          warning=spec.online_warning, tokens=tokens)
+        first = first or Choice(spec.api, "", tokens=tokens)
+    assert first is not None  # SOURCES is never empty
     # No role in either token: either nothing is granted yet, or Exchange Online RBAC for
     # Applications grants Contacts.Read inside Exchange, which tokens do not show. Graph is
     # the only API with a future; a missing grant shows up per mailbox as "access denied".
-    return Choice("graph", "api=auto and the token carries no roles (none granted in Entra; "
-                  "RBAC for Applications grants are not visible in tokens)",
-                  warning="the app's token holds neither Contacts.Read nor full_access_as_app: "
-                  "if no RBAC for Applications role assignment grants Contacts.Read, add the "
-                  "application permission Microsoft Graph > Contacts.Read with admin consent",
-                  graph_tokens=graph)
+    first.reason = ("api=auto and the token carries no roles (none granted in Entra; "
+                    "RBAC for Applications grants are not visible in tokens)")
+    first.warning = ("the app's token holds neither Contacts.Read nor full_access_as_app: "
+                     "if no RBAC for Applications role assignment grants Contacts.Read, add "
+                     "the application permission Microsoft Graph > Contacts.Read with admin "
+                     "consent")
+    return first
 
 
 def open_source(s: Settings, choice: Choice, include_subfolders: bool = True) -> ContactSource:
-    if choice.api == "graph":
-        from .graph import GraphSource
-
-        return GraphSource(s, tokens=choice.graph_tokens, include_subfolders=include_subfolders)
-    from .ews import EwsSource
-
-    return EwsSource(s, tokens=choice.ews_tokens, include_subfolders=include_subfolders)
+    cls = SOURCES[choice.api].load()
+    return cls(s, tokens=choice.tokens, include_subfolders=include_subfolders)

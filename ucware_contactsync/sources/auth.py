@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +22,9 @@ from requests_oauthlib import OAuth2Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .base import HINT_TLS, Kind, SourceError, first_line
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 TOKEN_ATTEMPTS = 3  # tries of the token endpoint per fetch (a TRANSIENT failure only)
 
@@ -166,3 +169,10 @@ class TokenProvider:
         token["expires_at_real"] = float(token.get("expires_at") or
                                          time.time() + float(token.get("expires_in", 3600)))
         return token
+
+
+def token_provider(s: Settings, api_url: str) -> TokenProvider:
+    """The app's client-credentials tokens for the API at ``api_url``: the one place that
+    builds a ``TokenProvider`` from the settings."""
+    return TokenProvider(s.login_url, s.tenant_id, s.client_id, s.client_secret,
+                         scope_for(api_url), s.verify)

@@ -18,11 +18,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import requests
 
 from ..contact import Contact
 from ..errors import EXIT_CONFIG, EXIT_PARTIAL, ContactSyncError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .auth import TokenProvider
 
 # Hints shared by the sources (each says what the admin does about it).
 HINT_MISSING = ("the user's e-mail on the UC server must equal the primary SMTP address of "
@@ -80,7 +85,14 @@ class MailboxRead:
 class ContactSource(ABC):
     """Reads the contacts of mailboxes. Implementations must be safe to call from threads."""
 
-    api: str = ""
+    api: str = ""  # its key in ``registry.SOURCES``
+
+    def __init__(self, settings: Settings, tokens: TokenProvider | None = None,
+                 include_subfolders: bool = True) -> None:
+        """How ``open_source`` builds every source: ``tokens`` are the app's Entra tokens for
+        this API (None: the source makes its own or signs in otherwise)."""
+        self.settings = settings
+        self.include_subfolders = include_subfolders
 
     @abstractmethod
     def read(self, mailbox: str, states: Mapping[str, str] | None) -> MailboxRead:

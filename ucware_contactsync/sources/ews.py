@@ -56,7 +56,7 @@ from tenacity.stop import stop_base
 
 from ..contact import EWS_LABELS, NUMBER_TYPES, Contact, PhoneNumber
 from ..settings import Settings
-from .auth import TokenProvider, scope_for
+from .auth import TokenProvider, token_provider
 from .base import (
     HINT_MISSING,
     HINT_THROTTLED,
@@ -249,9 +249,7 @@ class EwsSource(ContactSource):
                 settings.ews_username, settings.ews_password)
             auth_type = NTLM
         else:
-            self.tokens = tokens or TokenProvider(
-                settings.login_url, settings.tenant_id, settings.client_id,
-                settings.client_secret, scope_for(settings.ews_url), settings.verify)
+            self.tokens = tokens or token_provider(settings, settings.ews_url)
             creds = _ProviderCredentials(self.tokens, settings.tenant_id)
             auth_type = OAUTH2
         self.config = Configuration(

@@ -50,7 +50,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from .. import __version__
 from ..contact import NUMBER_TYPES, Contact, PhoneNumber
 from ..settings import Settings
-from .auth import TokenProvider, scope_for
+from .auth import TokenProvider, token_provider
 from .base import (
     HINT_MISSING,
     HINT_THROTTLED,
@@ -138,9 +138,7 @@ class GraphSource(ContactSource):
                  include_subfolders: bool = True, max_wait: float = 300.0) -> None:
         self.settings = settings
         self.graph_url = settings.graph_url.rstrip("/")
-        self.tokens = tokens or TokenProvider(
-            settings.login_url, settings.tenant_id, settings.client_id,
-            settings.client_secret, scope_for(settings.graph_url), settings.verify)
+        self.tokens = tokens or token_provider(settings, settings.graph_url)
         self.include_subfolders = include_subfolders
         self.max_wait = max_wait
         self._origin = _origin(self.graph_url)
