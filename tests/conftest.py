@@ -252,10 +252,12 @@ class Office:
         return books[0]
 
 
-def make_office(cli, admin_setup, tenant, api: str = "auto"):  # type: ignore[no-untyped-def]
+def make_office(cli, admin_setup, tenant, api: str = "auto",  # type: ignore[no-untyped-def]
+                on_premises: bool = False):
+    """``on_premises``: an Exchange Server with NTLM and a service account (office365=false)."""
     from ucware_contactsync.testing import FakeExchange
 
-    fx = FakeExchange(tenant).start()
+    fx = FakeExchange(tenant, on_premises=on_premises).start()
     app = next(iter(tenant.apps.values()))
     for key, value in {**fx.settings(), "api": api}.items():
         r = cli("config", "set", key, value)
@@ -268,8 +270,9 @@ def make_office(cli, admin_setup, tenant, api: str = "auto"):  # type: ignore[no
 def office_factory(cli, admin_setup):  # type: ignore[no-untyped-def]
     started = []
 
-    def factory(tenant, api: str = "auto") -> Office:  # type: ignore[no-untyped-def]
-        office = make_office(cli, admin_setup, tenant, api)
+    def factory(tenant, api: str = "auto", on_premises: bool = False  # type: ignore[no-untyped-def]
+                ) -> Office:
+        office = make_office(cli, admin_setup, tenant, api, on_premises)
         started.append(office)
         return office
 

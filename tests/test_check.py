@@ -63,6 +63,7 @@ def test_on_premises_service_account_refused(office_factory):
     assert "api: ews — office365=false" in r.out
     r = office.sync()
     assert r.code == 2, r.err
-    assert "check ews_username and ews_password" in r.err
+    assert "refused the service account CONTOSO\\svc-ucware" in r.err
+    assert "check ews_username (DOMAIN\\user or user@domain) and ews_password" in r.err
     assert "Pa55-word!x" not in r.out + r.err
     assert office.books() == []

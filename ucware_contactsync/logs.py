@@ -30,10 +30,24 @@ _TOKENS = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*|(?<=Bearer )[\w.~+/=-]{16
                      re.IGNORECASE)
 
 
+# Windows authentication (on-premises Exchange): the NTLM messages of every leg, bare (pyspnego:
+# "NTLM step output: TlRMTVNTUA...", base64 of "NTLMSSP\0") or after their scheme (SPNEGO
+# tokens too), and whatever an Authorization header carries in exchangelib's "Request
+# headers: {...}". The authenticate message (type 3) holds the NTLMv2 response, from which
+# the password can be cracked offline; the others are blanked so that no leg is half-shown.
+_WINDOWS_AUTH = re.compile(
+    r"TlRMTVNTUA[A-Za-z0-9+/=]*"
+    r"|(?<=NTLM )[A-Za-z0-9+/=]{20,}|(?<=Negotiate )[A-Za-z0-9+/=]{20,}"
+    r"|(?<=step input: )[A-Za-z0-9+/=]{20,}|(?<=step output: )[A-Za-z0-9+/=]{20,}"
+    r"|(?<=[Aa]uthorization': ')[^']+|(?<=[Aa]uthorization\": \")[^\"]+"
+    r"|(?<=[Aa]uthorization: )[^\r\n]+")
+
+
 def redact(text: str) -> str:
     for s in tuple(_secrets):
         if s in text:
             text = text.replace(s, "********")
+    text = _WINDOWS_AUTH.sub("********", text)
     return _TOKENS.sub("********", text)
 
 
@@ -93,6 +107,8 @@ def setup(verbosity: int, quiet: bool) -> None:
         # Without any root handler, logging's last resort prints the libraries' warnings
         # (exchangelib: "Decreasing session pool size ...") to stderr under our one line.
         root.addHandler(logging.NullHandler())
+    # pyspnego's debug lines are nothing but authentication tokens (redacted anyway): never.
+    logging.getLogger("spnego").setLevel(logging.INFO)
 
     # Under systemd stderr already goes to the journal: no second copy through syslog.
     if (not sys.stderr.isatty() and not journal

@@ -64,6 +64,13 @@ def _https(v: str) -> str:
     return v.strip().rstrip("/")
 
 
+def _ews_url(v: str) -> str:
+    """An https URL; a bare host (what admins type for their Exchange server) gets the EWS
+    path ``/EWS/Exchange.asmx``."""
+    url = _https(v)
+    return url + "/EWS/Exchange.asmx" if urlsplit(url).path in ("", "/") else url
+
+
 def _file(v: str) -> str:
     if not v:
         return v
@@ -131,7 +138,7 @@ KEYS: dict[str, Key] = {
         Key("api", "auto", _api, "auto or a source of sources/registry.py"),
         Key("login_url", "https://login.microsoftonline.com", _https, "Entra login endpoint"),
         Key("graph_url", "https://graph.microsoft.com", _https, "Microsoft Graph endpoint"),
-        Key("ews_url", "https://outlook.office365.com/EWS/Exchange.asmx", _https, "EWS URL"),
+        Key("ews_url", "https://outlook.office365.com/EWS/Exchange.asmx", _ews_url, "EWS URL"),
         Key("ews_username", "", _any, "on-premises service account (DOMAIN\\user or UPN)"),
         Key("ews_password", "", _any, "password of the on-premises service account"),
         Key("ca_bundle", "", _file, "PEM file of a private CA to trust for TLS"),

@@ -69,6 +69,7 @@ from .base import (
     first_line,
     retry_after,
 )
+from .onprem import LogonGuard
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +240,14 @@ class EwsSource(ContactSource):
         self.include_subfolders = include_subfolders
         self.max_wait = max_wait
         self.on_premises = not settings.office365
+        self.logon: LogonGuard | None = None
         _install_ca(settings.verify)
         if self.on_premises:
             if not settings.ews_username or not settings.ews_password:
                 raise SourceError(Kind.AUTH, "on-premises Exchange needs a service account",
                                   "set ews_username and ews_password (office365=false)")
             self.tokens = None
+            self.logon = LogonGuard(settings.ews_username)
             creds: Credentials | OAuth2Credentials = Credentials(
                 settings.ews_username, settings.ews_password)
             auth_type = NTLM
@@ -278,8 +281,9 @@ class EwsSource(ContactSource):
             before=before,
             reraise=True,
         )
+        logon = self.logon
         try:
-            return retrying(fn)
+            return retrying(fn if logon is None else lambda: logon.run(fn))
         except SourceError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes one SourceError
@@ -290,8 +294,8 @@ class EwsSource(ContactSource):
             return SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} does not exist",
                                HINT_MISSING)
         if isinstance(exc, ews_errors.ErrorImpersonateUserDenied | ews_errors.ErrorAccessDenied):
-            hint = ("give the service account the ApplicationImpersonation role"
-                    if self.on_premises else
+            hint = ("give the service account the ApplicationImpersonation role, or widen "
+                    "its management scope to this mailbox" if self.on_premises else
                     "grant the app full_access_as_app (Office 365 Exchange Online) with admin "
                     "consent, or check that the mailbox is not excluded by an access policy")
             return SourceError(Kind.ACCESS_DENIED, f"access to mailbox {mailbox} denied", hint)

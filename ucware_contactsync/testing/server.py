@@ -12,6 +12,7 @@ Fault knobs live in :class:`Faults` (``fx.faults``), every request is recorded i
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import shutil
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from .certs import make_certificates
 from .ews import Ews, EwsRequestError, parse_request, soap_fault
 from .graph import Graph, GraphError, error_body
+from .ntlm import NtlmAcceptor, Refusal, ServiceAccount
 from .tenant import Mailbox, Tenant
 from .token import InvalidToken, TokenReply, entra_error, handle_token_request, verify_token
 
@@ -60,6 +62,7 @@ class RequestRecord:
     response_bytes: int = 0  # length of the body sent (before a drop cut it)
     started: float = 0.0
     duration: float = 0.0
+    connection: int = 0  # which client connection carried it (NTLM is per connection)
 
     @property
     def url(self) -> str:
@@ -391,6 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: exchangelib and requests pool connections
     server: _Server
     timeout = 60  # idle keep-alive connections end after a minute
+    # NTLM is per connection (one handler serves one connection): see ntlm.py
+    ntlm_context: Any = None
+    ntlm_account: ServiceAccount | None = None
 
     def version_string(self) -> str:
         return "Microsoft-IIS/10.0"
@@ -410,7 +416,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         rec = RequestRecord(self.command, split.path, split.query, None,
-                            headers=dict(self.headers.items()), started=time.monotonic())
+                            headers=dict(self.headers.items()), started=time.monotonic(),
+                            connection=id(self))
         try:
             status, headers, payload = fx._route(self, rec, split.path, split.query, body)
         except Exception as exc:  # noqa: BLE001 - a bug in the fake must not hang the client
@@ -431,7 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
         fx._log(rec)
         self.send_response(status)
         for k, v in headers.items():
-            self.send_header(k, v)
+            for one in v if isinstance(v, list) else (v,):  # a list: one header line each
+                self.send_header(k, one)
         self.send_header("Content-Length", str(len(payload)))
         # One write for headers and body: one TLS record burst instead of two.
         buffered: list[bytes] = getattr(self, "_headers_buffer", [])
@@ -458,7 +466,8 @@ class FakeExchange:
     """Fake Exchange Online (Entra token endpoint + EWS + Graph) for ``tenant``."""
 
     def __init__(self, tenant: Tenant, port: int = 0, host: str = "127.0.0.1",
-                 cert_dir: str | Path | None = None) -> None:
+                 cert_dir: str | Path | None = None, on_premises: bool = False,
+                 extended_protection: bool = True) -> None:
         self.tenant = tenant
         self.host = host
         self.port = port
@@ -471,6 +480,17 @@ class FakeExchange:
         self._thread: threading.Thread | None = None
         self._own_dir = cert_dir is None
         self._cert_dir = Path(cert_dir) if cert_dir else None
+        # On-premises Exchange: EWS behind Windows authentication (NTLM) with one service
+        # account, instead of Entra tokens (see ntlm.py); Graph and the token endpoint stay.
+        self.ntlm: NtlmAcceptor | None = None
+        self.service_account: ServiceAccount | None = None
+        self._extended_protection = extended_protection
+        if on_premises:
+            self.ntlm = NtlmAcceptor()
+            pw = base64.b64encode(tenant.rng.randbytes(15)).decode()
+            self.service_account = self.ntlm.add_account(
+                "svc-ucware", f"Sv:{pw}", domain=tenant.domain.split(".")[0].upper(),
+                upn=f"svc-ucware@{tenant.domain}")
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> FakeExchange:
@@ -483,6 +503,8 @@ class FakeExchange:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(certs.cert_file), str(certs.key_file))
+        if self.ntlm is not None and self._extended_protection:
+            self.ntlm.use_certificate(certs.cert_file)
         self._server = _Server((self.host, self.port), self, ctx)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -503,6 +525,8 @@ class FakeExchange:
         if self._own_dir and self._cert_dir is not None:
             shutil.rmtree(self._cert_dir, ignore_errors=True)
             self._cert_dir = None
+        if self.ntlm is not None:
+            self.ntlm.close()
 
     def __enter__(self) -> FakeExchange:
         return self.start()
@@ -541,7 +565,12 @@ class FakeExchange:
         return f"{self.base_url}/.default"
 
     def settings(self) -> dict[str, str]:
-        """The configuration keys that point the module at this fake (the tenant's first app)."""
+        """The configuration keys that point the module at this fake (the tenant's first app;
+        on premises: the service account, by its ``DOMAIN\\user`` name)."""
+        if self.service_account is not None:
+            return {"office365": "false", "ews_url": self.ews_url, "ca_bundle": self.ca_file,
+                    "ews_username": self.service_account.name,
+                    "ews_password": self.service_account.password}
         app = next(iter(self.tenant.apps.values()))
         return {"tenant_id": self.tenant.tenant_id, "client_id": app.client_id,
                 "client_secret": app.secret, "login_url": self.login_url,
@@ -567,7 +596,7 @@ class FakeExchange:
 
     # -- routing ---------------------------------------------------------------------------------
     def _route(self, h: _Handler, rec: RequestRecord, path: str, query: str, body: bytes
-               ) -> tuple[int, dict[str, str], bytes]:
+               ) -> tuple[int, dict[str, Any], bytes]:
         parts = path.split("/")
         if (h.command == "POST" and len(parts) == 5 and parts[2:] == ["oauth2", "v2.0", "token"]):
             rec.api, rec.operation = "token", "token"
@@ -618,15 +647,22 @@ class FakeExchange:
 
     # EWS ------------------------------------------------------------------------------------------
     def _ews_request(self, h: _Handler, rec: RequestRecord, body: bytes
-                     ) -> tuple[int, dict[str, str], bytes]:
+                     ) -> tuple[int, dict[str, Any], bytes]:
         xml = {"Content-Type": "text/xml; charset=utf-8"}
+        account = None
+        if self.ntlm is not None:  # IIS authenticates before EWS reads the body
+            auth = self.ntlm.authenticate(h, h.headers.get("Authorization"))
+            if isinstance(auth, Refusal):
+                rec.fault = "ntlm"
+                return auth.status, auth.headers, auth.body
+            account = auth
         try:
             req = parse_request(body)
         except EwsRequestError as exc:
             return 500, xml, soap_fault("ErrorSchemaValidation", str(exc))
         rec.operation = req.operation
         rec.mailbox = req.impersonated.lower() if req.impersonated else None
-        claims = self._bearer(h)
+        claims = self._bearer(h) if account is None else {"roles": (EWS_ROLE,)}
         if isinstance(claims, InvalidToken) or EWS_ROLE not in claims.get("roles", ()):
             # Exchange Online answers 401 with an empty body; exchangelib -> UnauthorizedError.
             reason = (claims.reason if isinstance(claims, InvalidToken)
@@ -660,7 +696,8 @@ class FakeExchange:
         if fault == "missing" or mbx is None:
             # A SOAP fault, as Exchange Online sends it; exchangelib raises ErrorNonExistentMailbox.
             return 500, xml, soap_fault("ErrorNonExistentMailbox")
-        if fault == "denied" or mbx.impersonation_denied:
+        if fault == "denied" or mbx.impersonation_denied or (
+                account is not None and not account.may_impersonate(mbx.smtp)):
             return 500, xml, soap_fault("ErrorImpersonateUserDenied")
         status, payload = self._ews.handle(req, mbx)
         attack = self.faults.take_entities(req.operation) if status == 200 else None

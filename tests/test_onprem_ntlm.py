@@ -1,0 +1,208 @@
+"""On-premises Exchange (office365=false): EWS over a real NTLM handshake with a service account,
+through the command line, against the fake Exchange Server (pyspnego's acceptor)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from test_sync import actual_entries, expected_entries
+
+from ucware_contactsync.testing import generate_tenant, mutate
+
+ANNA, JUERGEN = "anna.berg@contoso.de", "juergen.schaefer@contoso.de"
+TYPE1, TYPE3 = "TlRMTVNTUAAB", "TlRMTVNTUAAD"  # base64 of "NTLMSSP\0" + message type
+
+
+@pytest.fixture
+def onprem(office_factory):  # type: ignore[no-untyped-def]
+    def make(mailboxes: int = 2, contacts: int = 8):  # type: ignore[no-untyped-def]
+        tenant = generate_tenant(seed=19, mailboxes=mailboxes, contacts_per_mailbox=contacts)
+        return office_factory(tenant, on_premises=True)
+
+    return make
+
+
+def auth_values(office) -> list[str]:  # type: ignore[no-untyped-def]
+    return [q.headers["Authorization"] for q in office.fx.requests
+            if "Authorization" in q.headers]
+
+
+def assert_books_match(office) -> None:  # type: ignore[no-untyped-def]
+    for email in office.tenant.mailboxes:
+        assert actual_entries(office.book(email)) == expected_entries(office.mailbox(email))
+
+
+@pytest.mark.parametrize("name_form", ["domain", "upn"])
+def test_first_and_incremental_sync_over_ntlm(onprem, name_form):
+    office = onprem()
+    acct = office.fx.service_account
+    if name_form == "upn":
+        assert office.cli("config", "set", "ews_username", acct.upn).code == 0
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert "2 users synced, 0 failed" in r.err
+    assert "EWS in Exchange Online" not in r.err  # no sunset warning on premises
+    assert_books_match(office)
+    # Exchange's challenge: 401 without Authorization; then negotiate and authenticate on the
+    # same kept-alive connection; that connection then stays signed in.
+    reqs = office.fx.requests_for("ews")
+    assert reqs[0].status == 401 and "Authorization" not in reqs[0].headers
+    legs = [(i, q) for i, q in enumerate(reqs)
+            if q.headers.get("Authorization", "").startswith(f"NTLM {TYPE3}")]
+    assert legs and all(q.status == 200 for _, q in legs)
+    for i, q in legs:  # (threads interleave in the log: the same connection's previous one)
+        negotiate = [p for p in reqs[:i] if p.connection == q.connection][-1]
+        assert negotiate.headers["Authorization"].startswith(f"NTLM {TYPE1}")
+        assert negotiate.status == 401
+    assert office.fx.ntlm.outcomes["ok"] == len(legs) and acct.bad_logons == 0
+    assert sum(1 for q in reqs if "Authorization" not in q.headers and q.status == 200) > 0
+
+    change = mutate(office.tenant, seed=4, adds=2, updates=2, deletes=1)
+    assert change.added or change.updated
+    office.fx.clear_requests()
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert_books_match(office)
+    syncs = office.fx.requests_for("ews", "SyncFolderItems")
+    assert syncs and all(re.search(r"<m:SyncState>[^<]+</m:SyncState>", q.body) for q in syncs)
+
+
+def test_server_busy_backoff_over_ntlm(onprem):
+    office = onprem()
+    office.fx.faults.throttle_ews(count=2, backoff_ms=300)
+    r = office.sync()
+    assert r.code == 0, r.err
+    busy = [q for q in office.fx.requests if q.fault == "throttle_ews"]
+    assert len(busy) == 2
+    for q in busy:  # the same mailbox asked again only after BackOffMilliseconds
+        later = [n for n in office.fx.requests_for("ews", mailbox=q.mailbox)
+                 if n.started > q.started]
+        assert later and later[0].started >= q.started + q.duration + 0.29
+    assert_books_match(office)
+
+
+def test_password_changed_between_runs(onprem):
+    office = onprem(mailboxes=3)
+    assert office.sync().code == 0
+    before = office.books()
+    acct = office.fx.service_account
+    office.fx.ntlm.set_password(acct, "N3w:Passw0rd-2026")
+    mutate(office.tenant, seed=8, adds=1, updates=1, deletes=0)
+    r = office.sync()
+    assert r.code == 2, r.err
+    assert (f"Exchange refused the service account {acct.name} (twice; not tried again in "
+            "this run, so that the account is not locked out)") in r.err
+    assert "config set ews_password" in r.err
+    assert acct.bad_logons == 2 and office.books() == before
+    assert office.cli("config", "set", "ews_password", "N3w:Passw0rd-2026").code == 0
+    office.fx.clear_requests()
+    r = office.sync()
+    assert r.code == 0, r.err
+    assert_books_match(office)
+    syncs = office.fx.requests_for("ews", "SyncFolderItems")
+    assert all("<m:SyncState>" in q.body for q in syncs)  # still incremental
+
+
+def test_wrong_password_is_tried_twice_per_run(onprem):
+    """Six mailboxes, eight workers: still only two failed logons per run, so an Active
+    Directory lockout threshold (here 5) is never reached by nightly runs."""
+    office = onprem(mailboxes=6, contacts=2)
+    office.fx.ntlm.lockout_threshold = 5
+    acct = office.fx.service_account
+    assert office.cli("config", "set", "ews_password", "not-the-password").code == 0
+    for run in (1, 2):
+        r = office.sync()
+        assert r.code == 2, r.err
+        assert "refused the service account" in r.err and "twice" in r.err
+        assert acct.bad_logons == 2 * run and not acct.locked
+        assert len([line for line in r.err.splitlines() if line.startswith("error")]) == 1
+    assert office.books() == []
+    # A third try within AD's reset window (check right away) reaches the threshold of 5 with
+    # its first refusal; the second try then meets a locked account, and says so.
+    r = office.cli("check")
+    assert r.code == 2 and acct.locked and acct.bad_logons == 5
+    assert "is locked out in Active Directory" in r.out + r.err
+
+
+def test_locked_account(onprem):
+    office = onprem()
+    office.fx.service_account.locked = True
+    r = office.sync()
+    assert r.code == 2
+    assert (f"the service account {office.fx.service_account.name} is locked out in Active "
+            "Directory") in r.err and "Unlock-ADAccount" in r.err
+    assert office.fx.ntlm.outcomes["locked"] == 1  # not tried again
+    assert office.books() == []
+
+
+def test_missing_impersonation_right(onprem):
+    office = onprem()
+    office.fx.service_account.impersonation = False
+    r = office.sync()
+    assert r.code == 1
+    for email in (ANNA, JUERGEN):
+        assert f"access to mailbox {email} denied" in r.err
+    assert "ApplicationImpersonation" in r.err
+    assert office.books() == []
+    r = office.cli("check")
+    assert r.code == 1
+    assert f"{ANNA}: FAILED (access denied)" in r.out and "ApplicationImpersonation" in r.out
+
+
+def test_management_scope_limits_the_mailboxes(onprem):
+    """An RBAC management scope that lists only some mailboxes: the others fail alone."""
+    office = onprem()
+    office.fx.service_account.scope = frozenset({ANNA})
+    r = office.sync("-v")
+    assert r.code == 1
+    assert f"access to mailbox {JUERGEN} denied" in r.err
+    assert actual_entries(office.book(ANNA)) == expected_entries(office.mailbox(ANNA))
+    assert not [b for b in office.books(JUERGEN) if b["name"] == "Privat"]
+
+
+def _no_auth_material(office, text: str) -> None:  # type: ignore[no-untyped-def]
+    sent = auth_values(office)
+    assert sent, "no handshake happened"
+    for value in sent:
+        token = value.split(" ", 1)[1]
+        assert token[:24] not in text, value[:20]
+    assert "TlRMTVNTUA" not in text
+    assert office.fx.service_account.password not in text
+    assert not re.search(r"Authorization': '(?!\*)", text)
+
+
+def test_no_token_or_password_at_vvv(onprem):
+    office = onprem()
+    r = office.sync("-vvv")
+    assert r.code == 0, r.err
+    assert "Request headers" in r.err  # exchangelib's debug output is there ...
+    _no_auth_material(office, r.out + r.err)  # ... without the handshake
+    office.fx.clear_requests()
+    office.cli("config", "set", "ews_password", "Wr0ng-Passw0rd")
+    r = office.sync("-vvv")
+    assert r.code == 2
+    _no_auth_material(office, r.out + r.err)
+    assert "Wr0ng-Passw0rd" not in r.out + r.err
+
+
+def test_no_token_or_password_in_journal_lines(onprem, db_url):
+    """Under systemd (stderr is the journal): the run's lines with priorities, at -vvv."""
+    office = onprem()
+    with tempfile.TemporaryFile() as err:
+        st = os.fstat(err.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
+               "CONTACTSYNC_SYSLOG": "0"}
+        proc = subprocess.run([sys.executable, "-m", "ucware_contactsync", "--db", db_url,
+                               "sync", "-vvv"], stdout=subprocess.PIPE, stderr=err,
+                              env=env, timeout=120, check=False)
+        err.seek(0)
+        journal = err.read().decode()
+    assert proc.returncode == 0, journal[-2000:]
+    assert re.search(r"^<5>.*sync via ews: 2 users synced", journal, re.MULTILINE)
+    assert re.search(r"^<7>.*Request headers", journal, re.MULTILINE)
+    _no_auth_material(office, journal + proc.stdout.decode())
