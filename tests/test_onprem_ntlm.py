@@ -3,6 +3,7 @@ through the command line, against the fake Exchange Server (pyspnego's acceptor)
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -176,7 +177,18 @@ def _no_auth_material(office, text: str) -> None:  # type: ignore[no-untyped-def
     assert not re.search(r"Authorization': '(?!\*)", text)
 
 
-def test_no_token_or_password_at_vvv(onprem):
+@pytest.fixture
+def root_logging():  # type: ignore[no-untyped-def]
+    """-vvv in-process leaves the root logger at DEBUG: later tests' caplog would then catch
+    library debug lines (with their secrets) outside of our redacting handlers."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+def test_no_token_or_password_at_vvv(onprem, root_logging):
     office = onprem()
     r = office.sync("-vvv")
     assert r.code == 0, r.err
