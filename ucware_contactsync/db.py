@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import logs
 from .errors import DatabaseError, DatabaseFull, DatabaseUnavailable, UsageError
 
 ENV_URL = "CONTACTSYNC_DB_URL"
@@ -40,7 +40,10 @@ def default_url() -> str:
 
 def resolve_url(cli_url: str | None) -> str:
     """--db, else $CONTACTSYNC_DB_URL, else the package's URL file, else the SQLite default."""
-    if cli_url:
+    if cli_url is not None:
+        if not cli_url.strip():
+            raise UsageError("--db is empty", "give --db URL, or leave --db out for the "
+                             "default database")
         return cli_url
     if os.environ.get(ENV_URL):
         return os.environ[ENV_URL]
@@ -57,21 +60,39 @@ def resolve_url(cli_url: str | None) -> str:
 
 
 def redact(url: str | URL) -> str:
+    """The URL without its password, by SQLAlchemy's own parsing; never the raw text."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        return "(malformed URL, not shown)"
+    if parsed.host and "@" in parsed.host:
+        # An unescaped "@" in the password: SQLAlchemy splits at the first one and takes
+        # the rest of the password for the host; only the part after the last "@" is host.
+        parsed = parsed.set(password="***", host=parsed.host.rsplit("@", 1)[1])
+    if any(k.lower() == "password" for k in parsed.query):  # ...?password= (libpq)
+        parsed = parsed.update_query_dict({k: "***" for k in parsed.query
+                                           if k.lower() == "password"})
+    return parsed.render_as_string(hide_password=True)
 
 
 def parse_url(url: str) -> URL:
+    if not url.strip():
+        raise UsageError("the database URL is empty",
+                         "give --db URL, or leave --db out for the default database")
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise UsageError(
-            f"malformed database URL {redact(url)!r}",
+            "malformed database URL (not shown: it may hold a password)",
             "use e.g. sqlite:////var/lib/ucware-contactsync/contactsync.db or "
             "mysql+pymysql://user:pass@host/db or postgresql+psycopg://user@host/db",
         ) from None
+    if parsed.host and "@" in parsed.host:
+        raise UsageError(f"the password in the database URL {redact(url)} contains '@'",
+                         "write each '@' in the password as %40 (URL encoding)")
+    logs.register_secret(parsed.password if isinstance(parsed.password, str) else None)
+    logs.register_secret(parsed.query.get("password") if isinstance(
+        parsed.query.get("password"), str) else None)
     # MariaDB: always utf8mb4 so umlauts and emoji round-trip.
     if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})

@@ -6,22 +6,72 @@ up in an exception text or a library's debug output still never reaches a log.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import logging.handlers
 import os
 import re
 import sys
+from urllib.parse import quote_plus
 
 LOGGER = "ucware_contactsync"
 NOTICE = 25  # the run's summary line: shown by default and sent to syslog
 logging.addLevelName(NOTICE, "NOTICE")
-_secrets: set[str] = set()
+MASK = "********"
+
+
+# -- redaction --------------------------------------------------------------------------------
+# A secret reaches logs in the spellings the wire uses: raw, URL-encoded (%2B or %2b, a space
+# as "+", or left as is by a lenient encoder), JSON-escaped, and inside base64 ("user:secret"
+# of Basic auth). Each registered secret becomes one pattern matching all of them.
+
+_patterns: dict[str, re.Pattern[str]] = {}  # secret -> pattern of its spellings
+
+
+def _char_forms(ch: str) -> list[str]:
+    """Regex alternatives for one character of a secret."""
+    forms = {re.escape(ch)}
+    pct = "".join(f"%(?i:{b:02x})" for b in ch.encode("utf-8"))
+    forms.add(pct)
+    escaped = json.dumps(ch)[1:-1]  # \" \\ \u00fc ...
+    forms.add(re.escape(escaped))
+    if ch == "/":
+        forms.add(re.escape("\\/"))  # JSON may escape the slash
+    if ch == " ":
+        forms.add(re.escape("+"))
+    if escaped.startswith("\\u"):  # either case of the hex digits
+        forms.add(re.escape("\\u") + f"(?i:{escaped[2:]})")
+    return sorted(forms, key=len, reverse=True)
+
+
+def _base64_cores(value: str) -> list[str]:
+    """The part of base64 that encodes ``value`` alone, for each of the three alignments it can
+    have inside a longer text (such as ``client_id:secret``)."""
+    data = value.encode("utf-8")
+    cores = []
+    for pad in range(3):
+        enc = base64.b64encode(b"\0" * pad + data).decode("ascii")
+        start = -(-pad * 8 // 6)  # first character made of the secret's bits only
+        end = (pad + len(data)) * 8 // 6  # after the last such character
+        core = enc[start:end]
+        if len(core) >= 8:  # shorter ones would blank ordinary text
+            cores.append(core)
+    return cores
+
+
+def secret_pattern(value: str) -> re.Pattern[str]:
+    """One regex for every wire spelling of ``value`` (see above)."""
+    spelled = "".join(f"(?:{'|'.join(_char_forms(ch))})" for ch in value)
+    cores = {c for v in (value, quote_plus(value)) for c in _base64_cores(v)}
+    alternatives = [spelled, *(re.escape(c) for c in sorted(cores, key=len, reverse=True))]
+    return re.compile("|".join(alternatives))
 
 
 def register_secret(value: str | None) -> None:
     # Very short values are not redacted: they would blank ordinary words in messages.
-    if value and len(value) >= 6:
-        _secrets.add(value)
+    if value and len(value) >= 6 and value not in _patterns:
+        _patterns[value] = secret_pattern(value)
 
 
 # Access tokens are JWTs ("eyJ...") and travel as "Bearer ..."; requests-oauthlib and
@@ -44,11 +94,11 @@ _WINDOWS_AUTH = re.compile(
 
 
 def redact(text: str) -> str:
-    for s in tuple(_secrets):
-        if s in text:
-            text = text.replace(s, "********")
-    text = _WINDOWS_AUTH.sub("********", text)
-    return _TOKENS.sub("********", text)
+    """``text`` with every registered secret (in any spelling), access token and Windows
+    authentication message masked."""
+    for pattern in (*tuple(_patterns.values()), _WINDOWS_AUTH, _TOKENS):
+        text = pattern.sub(MASK, text)
+    return text
 
 
 class RedactFilter(logging.Filter):

@@ -22,6 +22,7 @@ from requests_oauthlib import OAuth2Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .base import HINT_TLS, Kind, SourceError, first_line
+from .origin import OriginAdapter, mount
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -83,6 +84,7 @@ class TokenProvider:
 
     def __init__(self, login_url: str, tenant_id: str, client_id: str, client_secret: str,
                  scope: str, verify: str | bool = True, timeout: float = 30.0) -> None:
+        self.login_url = login_url
         self.token_url = f"{login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
         self.client_id = client_id
         self._secret = client_secret
@@ -138,6 +140,9 @@ class TokenProvider:
             raise SourceError(Kind.AUTH, "no client secret is configured",
                               "run 'ucware-contactsync config set client_secret VALUE'")
         session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id))
+        # The body holds the secret: a redirect (307/308 would repeat it) is never followed.
+        mount(session, OriginAdapter(self.login_url, "login_url", Kind.AUTH,
+                                     same_origin_redirects=False))
         try:
             token = session.fetch_token(
                 token_url=self.token_url, client_id=self.client_id,

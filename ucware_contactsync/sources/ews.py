@@ -70,6 +70,7 @@ from .base import (
     retry_after,
 )
 from .onprem import LogonGuard
+from .origin import OriginAdapter
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +187,16 @@ BaseProtocol.decrease_poolsize = _decrease_poolsize  # type: ignore[method-assig
 _adapter_lock = threading.Lock()
 
 
-def _install_ca(ca_bundle: str) -> None:
+def _install_ca(ca_bundle: str, ews_url: str) -> None:
     """exchangelib builds its sessions from a class-level adapter: trust ``ca_bundle`` (the
     private CA, else the default store: ``Settings.verify``) there. Always set, so neither
-    $REQUESTS_CA_BUNDLE nor an earlier source's CA in the same process widens the trust."""
+    $REQUESTS_CA_BUNDLE nor an earlier source's CA in the same process widens the trust.
+    The adapter also keeps every request on ews_url's origin (origin.py)."""
 
-    class CABundleAdapter(requests.adapters.HTTPAdapter):
+    class CABundleAdapter(OriginAdapter):
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(ews_url, "ews_url", **kwargs)
+
         def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
             kwargs["verify"] = ca_bundle
             return super().send(request, **kwargs)
@@ -241,7 +246,7 @@ class EwsSource(ContactSource):
         self.max_wait = max_wait
         self.on_premises = not settings.office365
         self.logon: LogonGuard | None = None
-        _install_ca(settings.verify)
+        _install_ca(settings.verify, settings.ews_url)
         if self.on_premises:
             if not settings.ews_username or not settings.ews_password:
                 raise SourceError(Kind.AUTH, "on-premises Exchange needs a service account",

@@ -63,6 +63,7 @@ from .base import (
     first_line,
     retry_after,
 )
+from .origin import OriginAdapter, mount
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,9 @@ class GraphSource(ContactSource):
         # Graph sets no cookies we need; a jar that accepts none stays immutable, so the
         # fetch workers of one read can share the session without locking.
         s.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1,
-                                                pool_maxsize=MAILBOX_CONCURRENCY)
-        s.mount("https://", adapter)
-        s.mount("http://", adapter)
+        # Only graph_url's origin: a redirect elsewhere fails the mailbox (origin.py).
+        mount(s, OriginAdapter(self.graph_url, "graph_url", pool_connections=1,
+                               pool_maxsize=MAILBOX_CONCURRENCY))
         s.headers.update({"User-Agent": f"ucware-contactsync/{__version__}",
                           "Accept": "application/json"})
         with self._lock:
