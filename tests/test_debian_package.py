@@ -49,7 +49,8 @@ TOOLS = ("dpkg-buildpackage", "dpkg-checkbuilddeps", "dh", "dh_virtualenv", "po2
          "debconf-set-selections", "debconf-communicate", "apt-get", "dpkg", "runuser")
 IN_CI = os.environ.get("CI") == "true"
 
-pytestmark = pytest.mark.slow
+# One worker builds, installs and purges the package in order (pytest-xdist --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("debian")]
 
 
 def _require() -> None:
