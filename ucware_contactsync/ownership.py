@@ -19,6 +19,7 @@ class Origin(enum.StrEnum):
 
     HAND = "manual"        # typed in by the user (UCC client, ``phonebook add``)
     CSV = "csv"            # ``import-csv``
+    VCARD = "vcard"        # ``import-vcard``: a file import like CSV, with its own phonebooks
     MAILBOX = "office365"  # the mailbox sync (Graph or EWS)
 
     @property
@@ -32,10 +33,13 @@ class Origin(enum.StrEnum):
 
 
 _LABELS = {Origin.HAND: "typed in by hand", Origin.CSV: "filled by CSV import",
-           Origin.MAILBOX: "kept by the Office 365 sync"}
+           Origin.MAILBOX: "kept by the Office 365 sync",
+           Origin.VCARD: "filled by vCard import"}
 
 # Origins that keep a phonebook current from a source: such a phonebook is theirs alone.
 SYNCED = frozenset({Origin.MAILBOX})
+# File imports: they write their own phonebooks and hand-made ones (never the hand entries).
+FILE_IMPORTS = frozenset({Origin.CSV, Origin.VCARD})
 
 
 def origin_of(source: str | None) -> Origin | None:
@@ -55,8 +59,9 @@ def may_write(owner: Origin | str | None, writer: Origin,
       synced phonebook to be (the user types into the phonebook the sync keeps).
     * A synced origin writes only its own phonebooks and creates new ones; it never takes
       over one typed by hand, filled by CSV or kept by another source.
-    * CSV import writes its own phonebooks and hand-made ones (whose hand entries it never
-      touches), never a synced one, and does not create one under a reserved title.
+    * A file import (CSV, vCard) writes its own phonebooks and hand-made ones (whose hand
+      entries it never touches), never a synced one or the other import's, and does not
+      create one under a reserved title.
     """
     owner = origin_of(owner) if isinstance(owner, str) else owner
     if owner is None:
@@ -65,6 +70,6 @@ def may_write(owner: Origin | str | None, writer: Origin,
         return reserved if writer is Origin.HAND else None
     if owner is writer or writer is Origin.HAND:
         return owner
-    if writer is Origin.CSV and owner is Origin.HAND:
+    if writer in FILE_IMPORTS and owner is Origin.HAND:
         return owner
     return None

@@ -174,7 +174,8 @@ GOOGLE_PHONE_LABELS = {
     "hauptnummer": "primary", "company main": "company_main", "assistant": "assistant",
     "callback": "callback", "car": "car", "isdn": "isdn", "radio": "radio",
     "telex": "telex", "tty/tdd": "tty", "tty_tdd": "tty", "other": "other",
-    "sonstige": "other", "google voice": "other",
+    "sonstige": "other", "google voice": "other", "zentrale": "company_main",
+    "switchboard": "company_main",
 }
 # A second number of the same kind goes into the "2" type while that is free.
 SECOND_TYPE = {"business": "business2", "home": "home2"}

@@ -35,7 +35,6 @@ from . import formats as fm
 from .mapping import RowMapper, UnmappedNumbers
 from .reader import ACCEPTED_ENCODINGS, ReadError, decode, delimiter_name, rows, sniff_delimiter
 
-ORIGIN = Origin.CSV.value
 MAX_LISTED = 20  # problems listed before "and N more"
 
 
@@ -113,7 +112,7 @@ def _key_text(text: str) -> str:
     return _BLANKS.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
 
 
-def content_key(contact: Contact) -> str:
+def content_key(contact: Contact, prefix: str = "csv") -> str:
     """The documented row key without an id column: display name + company.
 
     A changed number, e-mail, department or job title is then an update of the same entry;
@@ -122,9 +121,9 @@ def content_key(contact: Contact) -> str:
     """
     name, company = _key_text(contact.name), _key_text(contact.company)
     if name or company:
-        return f"csv:key:{name}|{company}"
+        return f"{prefix}:key:{name}|{company}"
     digits = re.sub(r"\D", "", contact.numbers[0].number) if contact.numbers else ""
-    return f"csv:num:{digits or _key_text(contact.numbers[0].number)}"
+    return f"{prefix}:num:{digits or _key_text(contact.numbers[0].number)}"
 
 
 def _fit_id(key: str) -> str:
@@ -226,7 +225,7 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
             ids.append(row_id)
     except ReadError as exc:
         problems.append(Problem(exc.line, exc.message))
-    records, more = _assign_keys(records, ids)
+    records, more = assign_keys(records, ids)
     result.rows = len(records)
     result.unmapped_numbers = unmapped.columns()
     if strict:
@@ -236,7 +235,8 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
     return records, result, problems + more
 
 
-def _assign_keys(records: list[Record], ids: list[str]) -> tuple[list[Record], list[Problem]]:
+def assign_keys(records: list[Record], ids: list[str], prefix: str = "csv", what: str = "id"
+                ) -> tuple[list[Record], list[Problem]]:
     """source_id per record: ``csv:id:<id>`` or the content key, unique per phonebook."""
     problems: list[Problem] = []
     kept: list[Record] = []
@@ -245,16 +245,16 @@ def _assign_keys(records: list[Record], ids: list[str]) -> tuple[list[Record], l
     for rec, row_id in zip(records, ids, strict=True):
         book = (rec.owner.casefold(), rec.title)
         if row_id:
-            key = f"csv:id:{row_id}"
+            key = f"{prefix}:id:{row_id}"
             first = seen.get((*book, key))
             if first is not None:
-                problems.append(Problem(rec.line, f"id {row_id!r} appears twice in "
+                problems.append(Problem(rec.line, f"{what} {row_id!r} appears twice in "
                                         f"{rec.owner} / {rec.title} (first in line {first})"))
                 continue
             seen[(*book, key)] = rec.line
         else:
             # Duplicates (two "Max Müller" without company) are told apart by their order.
-            base = content_key(rec.contact)
+            base = content_key(rec.contact, prefix)
             counts[(*book, base)] += 1
             n = counts[(*book, base)]
             key = base if n == 1 else f"{base}#{n}"
@@ -275,20 +275,29 @@ def import_csv(database: Database, path: str | Path, user: str | None = None,
     any problem. ``region`` defaults to the key ``default_region``."""
     t0 = time.perf_counter()
     records, result, problems = parse(path, user, phonebook, strict)
-    result.dry_run = dry_run
     result.timings["parse"] = time.perf_counter() - t0
+    return write_records(database, records, result, problems, Origin.CSV, dry_run, region)
+
+
+def write_records(database: Database, records: list[Record], result: ImportResult,
+                  problems: list[Problem], writer: Origin, dry_run: bool = False,
+                  region: str | None = None) -> ImportResult:
+    """Check owners and phonebooks, then write every phonebook's diff in ONE transaction
+    (or nothing: ``CsvImportError`` lists every problem). Shared by the file imports."""
+    origin = writer.value
+    result.dry_run = dry_run
     with database.session() as s:
         conf = settings_store.load(s)
         region = region or conf.default_region
-        groups, more = _resolve(s, records, conf.phonebookname)
-        problems += more
+        groups, more = _resolve(s, records, conf.phonebookname, writer)
+        problems = problems + more
         if problems:
             raise CsvImportError(result.path, problems)
         t1 = time.perf_counter()
         plans = []
         for (owner, title), contacts in groups.items():
             book = pb.get_phonebook(s, owner, title)
-            existing = pb.existing_entries(s, book.id, ORIGIN) if book is not None else {}
+            existing = pb.existing_entries(s, book.id, origin) if book is not None else {}
             diff = pb.diff_full(existing, contacts)
             plans.append((owner, title, book, diff))
             result.books.append(BookResult(owner.email or "", title, diff, book is None))
@@ -297,17 +306,17 @@ def import_csv(database: Database, path: str | Path, user: str | None = None,
         if not dry_run:
             for owner, title, book, diff in plans:
                 if book is None:
-                    book = pb.ensure_phonebook(s, owner, title, source=ORIGIN)
-                pb.apply(s, book, diff, ORIGIN, region, conf.area_code)
+                    book = pb.ensure_phonebook(s, owner, title, source=origin)
+                pb.apply(s, book, diff, origin, region, conf.area_code)
         else:
             s.rollback()
     result.timings["write"] = time.perf_counter() - t2  # the commit is part of the write
     return result
 
 
-def _resolve(s: Session, records: list[Record], sync_title: str
+def _resolve(s: Session, records: list[Record], sync_title: str, writer: Origin
              ) -> tuple[dict[tuple[User, str], list[Contact]], list[Problem]]:
-    """Owners by e-mail (case-insensitive) and the phonebooks a CSV import may fill."""
+    """Owners by e-mail (case-insensitive) and the phonebooks this file import may fill."""
     problems: list[Problem] = []
     wanted = {r.owner.strip().lower() for r in records}
     users: dict[str, User] = {}
@@ -336,11 +345,12 @@ def _resolve(s: Session, records: list[Record], sync_title: str
         book = pb.get_phonebook(s, u, title)
         # The title the mailbox sync keeps for its users is its own, even before its first run.
         reserved = Origin.MAILBOX if title == sync_title and u.id in synced else None
-        if may_write(book.source if book else None, Origin.CSV, reserved) is None:
+        if may_write(book.source if book else None, writer, reserved) is None:
             owner = origin_of(book.source) if book else reserved
-            keeper = owner.label if owner else "not for CSV"
+            keeper = owner.label if owner else "not for file imports"
+            what = "a vCard file" if writer is Origin.VCARD else "a CSV file"
             problems.append(Problem(first_line[(u.id, title)],
-                                    f"{u.email} / {title} is {keeper}; a CSV file cannot fill "
+                                    f"{u.email} / {title} is {keeper}; {what} cannot fill "
                                     "it (use --phonebook OTHER or another title in the "
                                     "'phonebook' column)"))
     return dict(groups), problems

@@ -11,7 +11,7 @@ from . import formats as fm
 SECOND = fm.SECOND_TYPE
 
 
-def _place(numbers: list[PhoneNumber]) -> list[PhoneNumber]:
+def place_numbers(numbers: list[PhoneNumber]) -> list[PhoneNumber]:
     """A second business/home number moves to business2/home2 while that type is free."""
     used: set[str] = set()
     out = []
@@ -96,7 +96,7 @@ class RowMapper:
             department=f.get("department", ""),
             job_title=f.get("job_title", ""),
             emails=tuple(dict.fromkeys(emails)),
-            numbers=tuple(_place(numbers)) if len(numbers) > 1 else tuple(numbers),
+            numbers=tuple(place_numbers(numbers)) if len(numbers) > 1 else tuple(numbers),
             categories=tuple(c for c in dict.fromkeys(cats) if c),
         )
         return owner, title, row_id, contact, problems
