@@ -33,6 +33,7 @@ from .csvimport.importer import (
     Problem,
     Record,
     assign_keys,
+    read_file,
     write_records,
 )
 from .csvimport.mapping import place_numbers
@@ -219,12 +220,7 @@ def parse(path: str | Path, user: str | None, phonebook: str | None
     if not phonebook:
         raise UsageError(f"a vCard file does not say which phonebook to fill ({shown})",
                          "add --phonebook NAME (e.g. --phonebook Kunden)")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"file {path} does not exist", "give the path of a .vcf file") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_file(path, "vCard (.vcf)")
     try:
         text, encoding = decode(data)
     except ReadError as exc:

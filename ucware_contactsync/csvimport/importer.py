@@ -137,11 +137,12 @@ def _fit_id(key: str) -> str:
 # --- the import --------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path, what: str = "CSV") -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"file {path} does not exist", "give the path of a CSV file") from None
+        raise UsageError(f"file {path} does not exist", f"give the path of a {what} file"
+                         ) from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -152,7 +153,7 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
     a column that holds phone numbers but is not imported is a problem."""
     path = Path(path)
     shown = str(path)
-    data = _read(path)
+    data = read_file(path)
     try:
         text, encoding = decode(data)
     except ReadError as exc:
