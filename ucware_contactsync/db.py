@@ -253,6 +253,11 @@ def require_schema(engine: Engine) -> None:
             f"the database {redact(engine.url)} has no contactsync schema",
             "run 'ucware-contactsync db init' first",
         )
+    if "history_runs" not in tables:  # written by an older version: upgrade before writing
+        raise DatabaseError(
+            f"the schema of the database {redact(engine.url)} is older than this program",
+            "run 'ucware-contactsync db init' to upgrade it (nothing is lost)",
+        )
 
 
 class Database:

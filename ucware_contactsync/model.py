@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from .ownership import Origin
@@ -256,3 +257,41 @@ class SyncState(Base):
     folder_id: Mapped[str] = mapped_column(String(ID_LEN))
     state: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# An entry as JSON text (see history.py): MEDIUMTEXT on MariaDB, whose TEXT ends at 64 KB.
+SNAPSHOT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class Run(Base):
+    """One run that wrote (sync, import, undo): created with its first change, in the same
+    transaction; ``outcome`` stays "incomplete" if the process dies before it ends."""
+
+    __tablename__ = "history_runs"
+    __table_args__ = (MYSQL_ARGS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    command: Mapped[str] = mapped_column(String(NAME_LEN))
+    api: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(NAME_LEN * 2), default="incomplete")
+
+
+class Change(Base):
+    """One entry a run added, updated or removed, with the whole entry before and after.
+    Owner and title are copies: the history outlives renamed or deleted phonebooks."""
+
+    __tablename__ = "history_changes"
+    __table_args__ = (MYSQL_ARGS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("history_runs.id", ondelete="CASCADE"),
+                                        index=True)
+    phonebook_id: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    phonebook: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(8))  # added | updated | removed
+    entry_id: Mapped[int] = mapped_column(Integer)
+    before: Mapped[str | None] = mapped_column(SNAPSHOT)
+    after: Mapped[str | None] = mapped_column(SNAPSHOT)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from . import history
 from .contact import Contact, PhoneNumber
 from .model import ID_LEN, NAME_LEN, NUMBER_LEN, Entry, Number, Phonebook, User, utcnow
 from .ownership import Origin, may_write, origin_of
@@ -193,21 +194,29 @@ def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str,
 
 def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, region: str,
           area_code: str = "") -> None:
-    """Write ``diff`` into ``phonebook`` inside the caller's transaction."""
+    """Write ``diff`` into ``phonebook`` inside the caller's transaction; the active run's
+    history (if any) gets every changed entry in the same transaction."""
     if diff.empty:
         return
+    rec = history.recorder()
+    before = history.load_snapshots(
+        session, [e.id for e in diff.removes] + [old.id for old, _ in diff.updates]
+    ) if rec is not None and rec.enabled(session) else None
     now = utcnow()
     for i in range(0, len(diff.removes), CHUNK):
         ids = [e.id for e in diff.removes[i:i + CHUNK]]
         session.execute(delete(Number).where(Number.entry_id.in_(ids)))
         session.execute(delete(Entry).where(Entry.id.in_(ids)))
+    written: list[tuple[int, dict, list[dict]]] = []  # (entry id, values, numbers)
     if diff.updates:
         rows = [{"id": old.id, "updated_at": now, **entry_values(c)} for old, c in diff.updates]
         session.execute(update(Entry), rows)
         ids = [old.id for old, _ in diff.updates]
         for i in range(0, len(ids), CHUNK):
             session.execute(delete(Number).where(Number.entry_id.in_(ids[i:i + CHUNK])))
-        _insert_numbers(session, [(old.id, c) for old, c in diff.updates], region, area_code)
+        nums = _insert_numbers(session, [(old.id, c) for old, c in diff.updates], region,
+                               area_code)
+        written += zip(ids, rows, nums, strict=True)
     for i in range(0, len(diff.adds), CHUNK):
         batch = diff.adds[i:i + CHUNK]
         rows = [{"phonebook_id": phonebook.id, "origin": origin, "created_at": now,
@@ -217,19 +226,23 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         ids = session.scalars(
             insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True), rows
         ).all()
-        _insert_numbers(session, list(zip(ids, batch, strict=True)), region, area_code)
+        nums = _insert_numbers(session, list(zip(ids, batch, strict=True)), region, area_code)
+        written += zip(ids, rows, nums, strict=True)
     session.execute(
         update(Phonebook).where(Phonebook.id == phonebook.id).values(updated_at=now)
     )
+    if before is not None and rec is not None:
+        rec.add(session, phonebook, history.changes_of(diff.removes, before, written, origin))
 
 
 def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: str,
-                    area_code: str) -> None:
-    rows: list[dict] = []
-    for entry_id, c in pairs:
-        rows.extend(number_rows(entry_id, c.numbers, region, area_code))
+                    area_code: str) -> list[list[dict]]:
+    """Insert the numbers of each (entry id, contact); returns each entry's number rows."""
+    per_entry = [number_rows(entry_id, c.numbers, region, area_code) for entry_id, c in pairs]
+    rows = [r for entry in per_entry for r in entry]
     for i in range(0, len(rows), CHUNK * 4):
         session.execute(insert(NUMBERS), rows[i:i + CHUNK * 4])
+    return per_entry
 
 
 def get_phonebook(session: Session, owner: User, title: str) -> Phonebook | None:

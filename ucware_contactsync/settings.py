@@ -101,6 +101,12 @@ def _percent(v: str) -> str:
     raise ValueError("must be a whole number from 0 to 100 (percent)")
 
 
+def _days(v: str) -> str:
+    if v.isdigit() and int(v) <= 3650:
+        return str(int(v))
+    raise ValueError("must be a whole number of days from 0 (keep no history) to 3650")
+
+
 def _title(v: str) -> str:
     if not v.strip():
         raise ValueError("must not be empty")
@@ -149,6 +155,8 @@ KEYS: dict[str, Key] = {
             _true),
         Key("guard_percent", "50", _percent, "share of a synced phonebook a run may remove "
             "without --force", int),
+        Key("history_days", "30", _days, "days the run history is kept (0: keep none)",
+            int),
     )
 }
 
@@ -177,6 +185,7 @@ class Settings:
     max_workers: int = _default("max_workers")
     subfolders: bool = _default("subfolders")
     guard_percent: int = _default("guard_percent")
+    history_days: int = _default("history_days")
 
     @property
     def secrets(self) -> list[str]:

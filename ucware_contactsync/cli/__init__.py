@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import logs
+from .. import history, logs
 from ..db import database_failure, resolve_url
 from ..errors import EXIT_CONFIG, ContactSyncError
-from . import admin, configure, csvcmd, demo, service, synccmd
+from . import admin, configure, csvcmd, demo, historycmd, service, synccmd
 
 log = logs.get("cli")
 
@@ -51,19 +51,27 @@ def build_parser() -> Parser:
     )
     _globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (synccmd, demo, csvcmd, admin, configure, service):
+    for module in (synccmd, demo, csvcmd, admin, historycmd, configure, service):
         module.register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(argv if argv is not None else sys.argv[1:])
+    args = parser.parse_args(raw)
     if args.command is None:  # bare invocation = sync with defaults
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "sync"])
+        raw.append("sync")
+        args = parser.parse_args(raw)
     logs.setup(args.verbose, args.quiet)
     try:
-        return int(args.func(args) or 0)
+        # Whatever the command writes through the phonebook writer becomes one run in the
+        # history (nothing is written for a command that changes nothing).
+        with history.recording(history.command_line(raw)) as run:
+            code = int(args.func(args) or 0)
+            if code:
+                run.note(outcome=run.outcome or f"exit {code}")
+            return code
     except ContactSyncError as exc:
         log.error("error: %s", exc, exc_info=args.verbose >= 2)
         return exc.exit_code

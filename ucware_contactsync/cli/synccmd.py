@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import nullcontext
 
-from .. import logs
+from .. import history, logs
 from ..sync.engine import SyncEngine, log_result
 from ..sync.lock import RunLock
 from .common import chosen_source, load_settings, open_db
@@ -31,6 +31,7 @@ def sync(args: argparse.Namespace) -> int:
     # A dry run writes nothing, so it may run beside the nightly job.
     with nullcontext() if args.dry_run else RunLock(database.url):
         choice, source = chosen_source(conf)
+        history.note(api=choice.api)
         log.info("using %s: %s", choice.label, choice.reason)
         if choice.warning:
             log.warning("warning: %s", choice.warning)
@@ -40,4 +41,5 @@ def sync(args: argparse.Namespace) -> int:
         finally:
             source.close()
     log_result(result)
+    history.note(outcome=result.summary())
     return result.exit_code
