@@ -6,6 +6,7 @@ Graph; every scenario runs through both."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -240,10 +241,11 @@ def test_failure_mid_write_leaves_phonebook_exactly_as_before(office_factory, sm
     calls = {"n": 0}
 
     def crash_after_first(session, pairs, *args, **kwargs):  # type: ignore[no-untyped-def]
-        real(session, pairs, *args, **kwargs)
+        rows = real(session, pairs, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk full (simulated)")
+        return rows
 
     monkeypatch.setattr(phonebook, "_insert_numbers", crash_after_first)
     r = office.sync()
@@ -255,6 +257,9 @@ def test_failure_mid_write_leaves_phonebook_exactly_as_before(office_factory, sm
     for b_before, b_after in zip(before, after, strict=True):
         if b_before["owner"] == failed[0]:
             assert b_after == b_before
+    # ... and its history holds nothing of the rolled-back write: only the first run
+    hist = office.cli("history", "--user", failed[0], "--json")
+    assert [r["command"] for r in json.loads(hist.out)] == ["sync"]
     monkeypatch.undo()
     assert office.sync().code == 0  # the next run catches up from the old state
     for email in small_tenant.mailboxes:
