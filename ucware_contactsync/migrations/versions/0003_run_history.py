@@ -52,9 +52,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('history_changes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_history_changes_run_id'))
+    # Dropping a table drops its indexes (MariaDB refuses to drop an index its FK needs).
     op.drop_table('history_changes')
-    with op.batch_alter_table('history_runs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_history_runs_started_at'))
     op.drop_table('history_runs')
