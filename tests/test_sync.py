@@ -17,12 +17,22 @@ from ucware_contactsync.contact import NUMBER_TYPES
 from ucware_contactsync.testing import generate_tenant, mutate
 
 EWS_ONLY = ("full_access_as_app",)
-ROLES = {"ews": EWS_ONLY, "graph": ("Contacts.Read",)}
+ROLES = {"ews": EWS_ONLY, "graph": ("Contacts.Read",), "onprem": EWS_ONLY}
+WIRE = {"ews": "ews", "graph": "graph", "onprem": "ews"}  # the API the run reports
+# The EWS scenarios also run against an on-premises Exchange: office365=false, a service
+# account, a real NTLM handshake (tests/test_onprem_ntlm.py has the on-premises specifics).
+WITH_ONPREM = pytest.mark.parametrize("api", ["ews", "graph", "onprem"], indirect=True)
 
 
 @pytest.fixture(params=["ews", "graph"])
 def api(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture
+def office_factory(office_factory, request):  # type: ignore[no-untyped-def]
+    on_premises = "api" in request.fixturenames and request.getfixturevalue("api") == "onprem"
+    return lambda tenant, **kw: office_factory(tenant, on_premises=on_premises, **kw)
 
 
 def every_type_numbers() -> dict[str, str]:
@@ -58,6 +68,7 @@ def small_tenant(api):  # type: ignore[no-untyped-def]
     return generate_tenant(seed=11, mailboxes=3, contacts_per_mailbox=40, roles=ROLES[api])
 
 
+@WITH_ONPREM
 def test_first_sync_equals_mailbox(office_factory, small_tenant, api):
     mbx = small_tenant.mailbox("anna.berg@contoso.de")
     special = mbx.add_contact(given_name="Jürgen", surname="Weiß-Öztürk", company="Bäckerei Größl",
@@ -87,6 +98,7 @@ def test_first_sync_equals_mailbox(office_factory, small_tenant, api):
     assert "3 users synced, 0 failed" in r.err
 
 
+@WITH_ONPREM
 def test_incremental_writes_exactly_the_changes(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
@@ -104,7 +116,7 @@ def test_incremental_writes_exactly_the_changes(office_factory, small_tenant, ap
         for k, v in untouched.items():
             if k in after:
                 assert after[k] == v
-    if api == "ews":
+    if WIRE[api] == "ews":
         syncs = [q for q in office.fx.requests if q.operation == "SyncFolderItems"]
         assert syncs, "no SyncFolderItems sent"
         # every SyncFolderItems carried the stored state: nothing was read from scratch
@@ -149,6 +161,7 @@ def test_hand_typed_entries_survive_every_run(office_factory, small_tenant):
 
 
 @pytest.mark.parametrize("kind", ["missing", "denied", "http500"])
+@WITH_ONPREM
 def test_one_failing_mailbox_leaves_its_phonebook_and_others_sync(office_factory, small_tenant,
                                                                    kind, api):
     office = office_factory(small_tenant)
@@ -163,7 +176,8 @@ def test_one_failing_mailbox_leaves_its_phonebook_and_others_sync(office_factory
     assert actual_entries(office.book(good)) == expected_entries(small_tenant.mailbox(good))
     line = [ln for ln in r.err.splitlines() if bad in ln]
     assert line and "FAILED" in line[0]
-    denied = "full_access_as_app" if api == "ews" else "Contacts.Read"
+    denied = {"ews": "full_access_as_app", "graph": "Contacts.Read",
+              "onprem": "ApplicationImpersonation"}[api]
     hint = {"missing": "primary SMTP", "denied": denied, "http500": "retries"}
     assert hint[kind] in line[0]
     assert "Traceback" not in r.err
@@ -188,9 +202,10 @@ def test_bad_secret_exit_2_explained_nothing_changed(office_factory, small_tenan
     assert office.books() == before
 
 
+@WITH_ONPREM
 def test_throttling_ridden_out(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
-    if api == "ews":
+    if WIRE[api] == "ews":
         office.fx.faults.throttle_ews(count=3, backoff_ms=300)
         office.fx.faults.throttle_ews_http429(count=2, retry_after=1)
     else:
@@ -201,7 +216,7 @@ def test_throttling_ridden_out(office_factory, small_tenant, api):
     assert r.code == 0, r.err
     assert time.monotonic() - started >= 1.0  # Retry-After honoured
     throttled = [q for q in office.fx.requests if q.fault]
-    assert len(throttled) == (5 if api == "ews" else 2)
+    assert len(throttled) == (5 if WIRE[api] == "ews" else 2)
     for email in small_tenant.mailboxes:
         assert actual_entries(office.book(email)) == expected_entries(small_tenant.mailbox(email))
 
@@ -221,9 +236,10 @@ def test_token_expiry_mid_run(office_factory, api):
         assert actual_entries(office.book(email)) == expected_entries(tenant.mailbox(email))
 
 
+@WITH_ONPREM
 def test_dropped_connection_retried(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
-    office.fx.faults.drop_connection(2, api=api)
+    office.fx.faults.drop_connection(2, api=WIRE[api])
     r = office.sync()
     assert r.code == 0, r.err
     assert len([q for q in office.fx.requests if q.fault]) == 2
@@ -309,6 +325,7 @@ def test_dry_run_writes_nothing(office_factory, small_tenant):
     assert office.books() == []
 
 
+@WITH_ONPREM
 def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
@@ -317,11 +334,11 @@ def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant, api)
     office.fx.clear_requests()
     r = office.sync("-v")
     assert r.code == 0, r.err
-    assert re.search(rf"sophie\.martin@contoso\.de: .*\(full, {api}\)", r.err)
-    assert re.search(rf"anna\.berg@contoso\.de: .*\(incremental, {api}\)", r.err)
+    assert re.search(rf"sophie\.martin@contoso\.de: .*\(full, {WIRE[api]}\)", r.err)
+    assert re.search(rf"anna\.berg@contoso\.de: .*\(incremental, {WIRE[api]}\)", r.err)
     for email in small_tenant.mailboxes:
         assert actual_entries(office.book(email)) == expected_entries(small_tenant.mailbox(email))
-    if api == "ews":
+    if WIRE[api] == "ews":
         fresh = [q for q in office.fx.requests if q.operation == "SyncFolderItems"
                  and "<m:SyncState>" not in q.body]
     else:
@@ -329,12 +346,13 @@ def test_invalid_state_resyncs_that_user_only(office_factory, small_tenant, api)
     assert fresh and {q.mailbox for q in fresh} == {"sophie.martin@contoso.de"}
 
 
+@WITH_ONPREM
 def test_full_flag_rereads_everyone(office_factory, small_tenant, api):
     office = office_factory(small_tenant)
     assert office.sync().code == 0
     r = office.sync("--full", "-v")
     assert r.code == 0
-    assert r.err.count(f"(full, {api})") == 3
+    assert r.err.count(f"(full, {WIRE[api]})") == 3
 
 
 def test_user_selection_and_reporting(office_factory, small_tenant):

@@ -652,8 +652,7 @@ class FakeExchange:
         account = None
         if self.ntlm is not None:  # IIS authenticates before EWS reads the body
             auth = self.ntlm.authenticate(h, h.headers.get("Authorization"))
-            if isinstance(auth, Refusal):
-                rec.fault = "ntlm"
+            if isinstance(auth, Refusal):  # a handshake leg: normal, so no fault
                 return auth.status, auth.headers, auth.body
             account = auth
         try:
