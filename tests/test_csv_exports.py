@@ -22,10 +22,10 @@ EXPORTS = [
     ("outlook_en.csv", "outlook-en", "utf-8", {"Anna Maria Berg": [
         ("business", "+49 89 1234560"), ("mobile", "+49 171 1234567"),
         ("radio", "+49 160 1111111")]}),
-    ("outlook_en_2003.csv", "outlook-en", "utf-8", {
+    ("outlook_en_2003.csv", "outlook-en", "cp1252", {
         "Wolfgang Smith": [("business", "+49 30 281444-0"), ("home", "030 1234567"),
                            ("mobile", "+49 171 5556667")],
-        "Jane Doe": [("business", "+1 (212) 555-0100 x45"), ("home2", "+44 20 7946 0958")]}),
+        "Zoë Doe": [("business", "+1 (212) 555-0100 x45"), ("home2", "+44 20 7946 0958")]}),
     ("outlook_com.csv", "outlook-com", "utf-8", {"Chloé Martin": [
         ("business", "+33 1 23 45 67 89"), ("mobile", "+33 6 12 34 56 78")]}),
     ("outlook_de_cp1252.csv", "outlook-de", "cp1252", {"Änne Özdemir": [
