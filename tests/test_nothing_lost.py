@@ -221,3 +221,130 @@ def test_guard_lets_small_changes_and_the_key_through(office_factory, tenant, ap
     r = office.sync()  # 100 %: the guard never refuses
     assert r.code == 0, r.err
     assert synced(office.book(ANNA)) == {}
+
+
+# -- sync states belong to a phonebook, a mailbox, an API and a folder -------------------------
+
+def sync_line(err: str, email: str = ANNA) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith(f"{email}: ") and "added" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_title_back_and_forth_reads_the_old_phonebook_in_full(office_factory, tenant, api):
+    from ucware_contactsync.testing import mutate
+
+    office = office_factory(tenant)
+    cli = office.cli
+    mbx = tenant.mailbox(ANNA)
+    assert office.sync().code == 0
+    assert cli("config", "set", "phonebookname", "Outlook").code == 0
+    assert office.sync().code == 0
+    mutate(tenant, seed=31, adds=2, updates=2, deletes=2)  # edited while "Outlook" is synced
+    assert office.sync().code == 0
+    assert synced(named(office, "Outlook")) == callable_items(mbx)
+    assert cli("config", "set", "phonebookname", "Privat").code == 0
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert f"(full, {api})" in sync_line(r.err)  # not resumed from the Outlook state
+    assert synced(named(office, "Privat")) == callable_items(mbx)
+    r = office.sync("-v")
+    assert f"(incremental, {api})" in sync_line(r.err)
+
+
+def test_changed_email_reads_the_new_mailbox_in_full(office_factory, tenant, api, database):
+    from ucware_contactsync.model import User
+
+    office = office_factory(tenant)
+    assert office.sync().code == 0
+    new = tenant.add_mailbox("anna.neu@contoso.de")
+    for i in range(3):
+        new.add_contact(given_name="Neu", surname=f"Kontakt {i}",
+                        numbers={"mobile": f"0170 555000{i}"})
+    with database.session() as s:  # what the admin client does
+        s.query(User).filter_by(email_key=ANNA).one().email = "Anna.Neu@contoso.de"
+    office.fx.clear_requests()
+    r = office.sync()
+    # a full read of the new mailbox, which would replace every entry: the guard asks first
+    assert r.code == 1, r.err
+    assert "refused" in failed_line(r.err, "Anna.Neu@contoso.de")
+    assert {q.mailbox for q in office.fx.requests if q.mailbox} == {"anna.neu@contoso.de"}
+    r = office.sync("--force", "--user", "anna.neu@contoso.de")
+    assert r.code == 0, r.err
+    book = [b for b in office.books() if b["name"] == "Privat"][0]
+    assert synced(book) == callable_items(new)
+
+
+def test_database_of_the_old_version_keeps_entries_one_full_read(office_factory, tenant, api,
+                                                                 db_url):
+    """Upgrade from the 0001 schema with data: every entry stays, the old per-user states go,
+    the next run reads each mailbox once in full (writing nothing), then incrementally."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from ucware_contactsync import db as dbmod
+
+    office = office_factory(tenant)
+    assert office.cli("phonebook", "add", "--user", ANNA, "--name", "Hausmeister",
+                      "--number", "mobile:0170 9999999").code == 0
+    assert office.sync().code == 0
+    before = office.books()
+    engine = dbmod.make_engine(db_url)
+    cfg = dbmod._alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            states = conn.execute(text("SELECT api, folder_id, state FROM sync_states")).all()
+        assert states
+        command.downgrade(cfg, "0001")
+        with engine.begin() as conn:  # what the old version stored: states per user
+            uid = conn.execute(text("SELECT id FROM users")).scalar_one()
+            for api_, folder, state in states:
+                conn.execute(text("INSERT INTO sync_states (user_id, api, folder_id, state, "
+                                  "updated_at) VALUES (:u, :a, :f, :s, CURRENT_TIMESTAMP)"),
+                             {"u": uid, "a": api_, "f": folder, "s": state})
+    finally:
+        command.upgrade(cfg, "head")
+        engine.dispose()
+    assert office.books() == before
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert "0 added, 0 updated, 0 removed" in sync_line(r.err)
+    assert f"(full, {api})" in sync_line(r.err)
+    assert office.books() == before
+    r = office.sync("-v")
+    assert f"(incremental, {api})" in sync_line(r.err)
+
+
+# -- a user who leaves the sync group ----------------------------------------------------------
+
+def test_user_leaving_the_group_keeps_the_phonebook_with_one_line(office_factory, tenant, api,
+                                                                  database):
+    from sqlalchemy import func, select
+
+    from ucware_contactsync.model import SyncState
+    from ucware_contactsync.testing import mutate
+
+    office = office_factory(tenant)
+    cli = office.cli
+    assert office.sync().code == 0
+    before = office.books()
+    assert cli("groups", "set", "Kontakte", "ews_synccontacts", "false").code == 0
+    mutate(tenant, seed=41, adds=2, updates=2, deletes=2)
+    r = office.sync("--dry-run")
+    assert r.code == 0 and "would be dropped" in r.err
+    r = office.sync()
+    assert r.code == 0, r.err
+    lines = [ln for ln in r.err.splitlines() if ln.startswith(f"{ANNA}: ")]
+    assert len(lines) == 1 and "no longer in a group" in lines[0], r.err
+    assert f"keeps its {len(synced(before[0]))} synced entries" in lines[0]
+    assert office.books() == before  # nothing lost, nothing changed
+    with database.session() as s:
+        assert s.scalar(select(func.count(SyncState.id))) == 0  # stale states dropped
+    r = office.sync()
+    assert ANNA not in r.err  # said once
+    # back in the group: read in full, matched entry by entry, no duplicates
+    assert cli("groups", "set", "Kontakte", "ews_synccontacts", "true").code == 0
+    r = office.sync("-v")
+    assert r.code == 0 and f"(full, {api})" in sync_line(r.err)
+    assert synced(office.book(ANNA)) == callable_items(tenant.mailbox(ANNA))
+    assert len(office.book(ANNA)["entries"]) == len(callable_items(tenant.mailbox(ANNA)))

@@ -246,13 +246,22 @@ class Number(Base):
 
 
 class SyncState(Base):
-    """Where the next incremental read starts: EWS SyncState or Graph deltaLink per folder."""
+    """Where the next incremental read starts: EWS SyncState or Graph deltaLink per folder.
+
+    Keyed by everything it describes: the phonebook it was written into, the mailbox address
+    it was read from, the API and the folder. A state whose phonebook, mailbox or API differs
+    from the run's is never used (the run reads that mailbox in full) and is dropped with the
+    next successful write.
+    """
 
     __tablename__ = "sync_states"
-    __table_args__ = (UniqueConstraint("user_id", "api", "folder_id"), MYSQL_ARGS)
+    # The mailbox is not part of the unique key (MariaDB's 3072-byte key limit); one
+    # phonebook follows one mailbox per API, and a write replaces all of its states.
+    __table_args__ = (UniqueConstraint("phonebook_id", "api", "folder_id"), MYSQL_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    phonebook_id: Mapped[int] = mapped_column(ForeignKey("phonebooks.id", ondelete="CASCADE"))
+    mailbox: Mapped[str] = mapped_column(String(EMAIL_LEN))  # lower-cased SMTP address
     api: Mapped[str] = mapped_column(String(16))  # ews | graph
     folder_id: Mapped[str] = mapped_column(String(ID_LEN))
     state: Mapped[str] = mapped_column(Text)

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .. import directory, logs
 from ..db import Database, database_failure
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError
-from ..model import Phonebook, SyncState, User, utcnow
+from ..model import Entry, Phonebook, SyncState, User, utcnow
 from ..ownership import Origin
 from ..phonebook import (
     DiffCounts,
@@ -123,20 +123,48 @@ class SyncEngine:
                     else "is not a user of the UC server")))
         return chosen
 
-    def _states(self, user_id: int) -> dict[str, str]:
-        """Stored states, unless a full read is due: --full, or no synced phonebook under the
-        current title yet (first run, phonebookname changed, phonebook deleted by hand)."""
+    def _states(self, user_id: int, email: str) -> dict[str, str]:
+        """The states stored for exactly this phonebook, mailbox and API. None (a full read)
+        on --full, or when there is no synced phonebook under the current title yet (first
+        run, phonebookname changed, phonebook deleted by hand), or its states were read from
+        another mailbox (the user's e-mail changed) or through the other API."""
         if self.full:
             return {}
         with self.db.session() as s:
-            book = s.scalar(select(Phonebook).where(Phonebook.owner_id == user_id,
-                                                    Phonebook.title == self.settings.phonebookname,
-                                                    Phonebook.source == ORIGIN.value))
+            book = s.scalar(select(Phonebook.id).where(
+                Phonebook.owner_id == user_id, Phonebook.title == self.settings.phonebookname,
+                Phonebook.source == ORIGIN.value))
             if book is None:
                 return {}
-            rows = s.scalars(select(SyncState).where(SyncState.user_id == user_id,
-                                                     SyncState.api == self.source.api))
-            return {r.folder_id: r.state for r in rows}
+            rows = s.execute(select(SyncState.folder_id, SyncState.state).where(
+                SyncState.phonebook_id == book, SyncState.api == self.source.api,
+                SyncState.mailbox == email.lower()))
+            return {folder: state for folder, state in rows}
+
+    def _release_left(self) -> None:
+        """Users who left the sync group (or whose group no longer syncs): their phonebook
+        stays exactly as it is, nothing is removed, and it is no longer synced; their stored
+        states are stale and go, with one line per user. Back in the group, the phonebook is
+        read in full and matched entry by entry (no duplicates)."""
+        with self.db.session() as s:
+            selected = {u.id for u in directory.selected_users(s)}
+            rows = s.execute(
+                select(User.id, User.email, Phonebook.id, Phonebook.title)
+                .join(Phonebook, Phonebook.owner_id == User.id)
+                .join(SyncState, SyncState.phonebook_id == Phonebook.id)
+                .where(User.id.not_in(selected))
+                .distinct()).all()
+            for uid, email, book_id, title in rows:
+                if self.only and (email or "").lower() not in self.only:
+                    continue
+                kept = s.scalar(select(func.count(Entry.id)).where(
+                    Entry.phonebook_id == book_id, Entry.origin == ORIGIN.value)) or 0
+                verb = "would be dropped (dry run)" if self.dry_run else "were dropped"
+                log.log(logs.NOTICE, "%s: no longer in a group with ews_synccontacts=true: "
+                        "phonebook %r keeps its %d synced entries and is no longer synced; its "
+                        "sync states %s", email or f"user #{uid}", title, kept, verb)
+                if not self.dry_run:
+                    s.execute(delete(SyncState).where(SyncState.phonebook_id == book_id))
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -144,6 +172,7 @@ class SyncEngine:
         started = time.monotonic()
         result = RunResult(api=self.source.api, dry_run=self.dry_run)
         users = self._select(result)
+        self._release_left()
         workers = max(1, min(self.settings.max_workers, len(users) or 1))
         # Reads run at most AHEAD mailboxes ahead of the writes, so memory holds a few
         # mailboxes whatever the tenant's size.
@@ -162,7 +191,7 @@ class SyncEngine:
             while pending or waiting:
                 while waiting and len(pending) < ahead and not result.aborted:
                     uid, email = waiting.popleft()
-                    submit(uid, email, self._states(uid))
+                    submit(uid, email, self._states(uid, email))
                 if not pending:
                     break
                 fut = pending.popleft()
@@ -239,7 +268,7 @@ class SyncEngine:
                 else:
                     apply(s, book, diff, ORIGIN.value, self.settings.default_region,
                           self.settings.area_code)
-                    self._store_states(s, user_id, read.states)
+                    self._store_states(s, user_id, book.id, email, read.states)
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)
             failure = database_failure(exc, self.db.url)
@@ -267,23 +296,28 @@ class SyncEngine:
                 f"nothing was changed. If these contacts really are gone from the mailbox, "
                 f"confirm with 'ucware-contactsync sync --force --user {email}'")
 
-    def _store_states(self, s: Session, user_id: int, states: dict[str, str]) -> None:
-        """Make the stored states equal ``states``, writing only the rows that differ (an
-        unchanged mailbox often keeps its states). States of the other API are stale once
-        this one has written: they go."""
+    def _store_states(self, s: Session, user_id: int, book_id: int, email: str,
+                      states: dict[str, str]) -> None:
+        """Make the stored states of this user equal ``states``, keyed by this phonebook,
+        mailbox and API, writing only the rows that differ (an unchanged mailbox often keeps
+        its states). Every other state of the user's phonebooks (another title, mailbox or
+        API) is stale once this one has written: it goes."""
         now = utcnow()
-        api = self.source.api
+        api, mailbox = self.source.api, email.lower()
         kept: set[str] = set()
-        for row in s.scalars(select(SyncState).where(SyncState.user_id == user_id)):
+        books = select(Phonebook.id).where(Phonebook.owner_id == user_id)
+        for row in s.scalars(select(SyncState).where(SyncState.phonebook_id.in_(books))):
             new = states.get(row.folder_id)
-            if row.api != api or new is None or row.folder_id in kept:
+            if (row.phonebook_id, row.api, row.mailbox) != (book_id, api, mailbox) \
+                    or new is None or row.folder_id in kept:
                 s.delete(row)
                 continue
             kept.add(row.folder_id)
             if row.state != new:
                 row.state, row.updated_at = new, now
-        s.flush()  # deletes before inserts: (user, api, folder) is unique
-        s.add_all(SyncState(user_id=user_id, api=api, folder_id=f, state=st, updated_at=now)
+        s.flush()  # deletes before inserts: (phonebook, api, folder) is unique
+        s.add_all(SyncState(phonebook_id=book_id, mailbox=mailbox, api=api, folder_id=f,
+                            state=st, updated_at=now)
                   for f, st in states.items() if f not in kept)
 
 
