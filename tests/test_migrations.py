@@ -20,7 +20,7 @@ def test_schema_matches_model(db_url):
 
 def test_upgrade_is_idempotent(db_url):
     engine = dbmod.make_engine(db_url)
-    assert dbmod.upgrade(engine) == dbmod.upgrade(engine) == "0003"
+    assert dbmod.upgrade(engine) == dbmod.upgrade(engine) == "0004"
     engine.dispose()
 
 

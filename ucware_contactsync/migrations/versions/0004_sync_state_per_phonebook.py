@@ -7,15 +7,15 @@ attributed after the fact (that is the defect), so they are dropped: every phone
 entry stays, and each synced user gets exactly one full read on the next run, which writes
 only real differences and brings back what the old keying hid.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
