@@ -97,7 +97,9 @@ def test_shrinking_the_session_pool_never_waits() -> None:
     from exchangelib import NTLM, Build, Configuration, Credentials, Version
     from exchangelib.protocol import Protocol
 
-    import ucware_contactsync.sources.ews  # noqa: F401 - installs the replacement
+    from ucware_contactsync.sources import exchangelib_patches
+
+    exchangelib_patches.apply()  # what the EWS source does when it is built
 
     config = Configuration(service_endpoint="https://127.0.0.1:9/EWS/Exchange.asmx",
                            credentials=Credentials("svc", "pw"), auth_type=NTLM,

@@ -6,15 +6,12 @@ just the changes. Each page is one retry unit, so a throttled or dropped page is
 the whole mailbox.
 
 exchangelib traps handled here (see docs/development.md and the exchangelib notes):
-* token expiry: our credentials hand exchangelib tokens from ``TokenProvider`` and no
-  refresh URL, so an expired token raises TokenExpiredError, which exchangelib answers with a
-  new session (and a new token) instead of a refresh-token grant that Entra rejects;
+* what we override or replace in exchangelib lives in ``exchangelib_patches.py`` (token
+  expiry, HTTP 429, cut SOAP answers, the session-pool deadlock, TLS trust); this source
+  applies it when it is built;
 * tokens are fetched before each page outside exchangelib, so a failing token endpoint
   surfaces as our error and never strands a pooled session (the session-pool hang);
-* HTTP 429 is turned into ErrorServerBusy with Retry-After, and retried by us;
-* exchangelib answers ErrorServerBusy by shrinking its session pool, and its
-  ``decrease_poolsize`` deadlocks when every session is in use (it waits for one while
-  holding the lock that adding one needs): replaced by one that never waits;
+* HTTP 429 becomes ErrorServerBusy with Retry-After, and is retried by us;
 * folders are looked up with ``get_distinguished`` (no class-level lock across accounts);
 * only the fields we store are requested (never the 116 default properties).
 """
@@ -23,10 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
-from queue import Empty
 from typing import Any, TypeVar
 
 import requests
@@ -47,15 +42,15 @@ from exchangelib.folders import Contacts, Root
 from exchangelib.items import Contact as EwsContact
 from exchangelib.properties import DistinguishedFolderId, FolderId
 from exchangelib.properties import Mailbox as EwsMailbox
-from exchangelib.protocol import BaseProtocol, FailFast, close_connections
-from exchangelib.services import SyncFolderHierarchy, SyncFolderItems
-from exchangelib.util import TNS
+from exchangelib.protocol import close_connections
+from exchangelib.services import SyncFolderItems
 from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
 
 from ..contact import EWS_LABELS, NUMBER_TYPES, Contact, PhoneNumber
 from ..settings import Settings
+from . import exchangelib_patches
 from .auth import TokenProvider, token_provider
 from .base import (
     HINT_MISSING,
@@ -67,10 +62,9 @@ from .base import (
     SourceError,
     canonical_id,
     first_line,
-    retry_after,
 )
+from .exchangelib_patches import FolderChanges, ProviderCredentials, RetryPolicy
 from .onprem import LogonGuard
-from .origin import OriginAdapter
 
 log = logging.getLogger(__name__)
 
@@ -104,105 +98,6 @@ TRANSIENT = (
 
 def _contacts_id(mailbox: str) -> DistinguishedFolderId:
     return DistinguishedFolderId(id=CONTACTS, mailbox=EwsMailbox(email_address=mailbox))
-
-
-class _FolderChanges(SyncFolderHierarchy):
-    """SyncFolderHierarchy answering (change, folder id, folder class): exchangelib's own
-    parser needs Folder objects, i.e. the GetFolder round trips this source avoids."""
-
-    def _elem_to_obj(self, elem):  # type: ignore[no-untyped-def, override]
-        change = self.change_types_map[elem.tag]
-        node = elem if change == self.DELETE else elem[0]
-        fid = node.find(f"{{{TNS}}}FolderId")
-        folder_class = "" if change == self.DELETE else node.findtext(f"{{{TNS}}}FolderClass")
-        return change, fid.get("Id") if fid is not None else "", folder_class or ""
-
-
-class _RetryPolicy(FailFast):
-    """Fail fast (we retry ourselves), but turn HTTP 429 into ErrorServerBusy with Retry-After,
-    and a SOAP answer that does not end its envelope into MalformedResponseError."""
-
-    def raise_response_errors(self, response: requests.Response) -> None:
-        if response.status_code == 429:
-            raise ews_errors.ErrorServerBusy(
-                "HTTP 429 Too Many Requests", back_off=max(1.0, retry_after(response) or 5.0)
-            )
-        # exchangelib parses with lxml's recover=True: a body cut short (a proxy, a broken
-        # server) would parse as the first items plus a SyncState that claims the rest, and
-        # a full read would then delete the missing entries. A whole answer ends its envelope.
-        # (Our requests never stream, so the body is already read here.)
-        body = response.content
-        if b"Envelope" in body[:300] and not body.rstrip().endswith(b"Envelope>"):
-            raise ews_errors.MalformedResponseError(
-                f"incomplete SOAP response (HTTP {response.status_code}, {len(body)} bytes)")
-        super().raise_response_errors(response)
-
-
-class _ProviderCredentials(OAuth2Credentials):
-    """OAuth2 credentials that take tokens from our TokenProvider and never auto-refresh."""
-
-    def __init__(self, provider: TokenProvider, tenant_id: str) -> None:
-        super().__init__(client_id=provider.client_id, client_secret="unused-see-provider",
-                         tenant_id=tenant_id)
-        self._provider = provider
-
-    @property
-    def token_url(self) -> str:  # type: ignore[override]
-        return self._provider.token_url
-
-    @property
-    def scope(self) -> list[str]:  # type: ignore[override]
-        return [self._provider.scope]
-
-    def session_params(self) -> dict[str, Any]:
-        token = self._provider.token()
-        lifetime = float(token.get("expires_in", 3600))
-        # Let requests-oauthlib call the token expired a little before the server does.
-        # (oauthlib rounds expires_at to whole seconds, hence at least 1.5 s).
-        token["expires_at"] = float(token["expires_at_real"]) - min(60.0, max(1.5, lifetime / 10))
-        token["expires_in"] = max(0.0, token["expires_at"] - time.time())
-        return {"token": token}  # no auto_refresh_url: expiry -> TokenExpiredError
-
-
-def _decrease_poolsize(self: BaseProtocol) -> None:
-    """exchangelib's decrease_poolsize, minus the wait: it takes a session out of the pool
-    while holding ``_session_pool_lock``, and with every session in use get_session() tries
-    to add one, which needs that lock: the thread hangs forever, and the run with it (found
-    by a throttling storm with four mailboxes in parallel). Throttling pauses are ours
-    anyway (the retry loop below); here an idle session is dropped if there is one."""
-    with self._session_pool_lock:
-        if self._session_pool_size <= 1:
-            raise ews_errors.SessionPoolMinSizeReached("Session pool size cannot be decreased "
-                                                       "further")
-        try:
-            session = self._session_pool.get(block=False)
-        except Empty:
-            return  # all in use: nothing idle to drop now
-        self.close_session(session)
-        self._session_pool_size -= 1
-
-
-BaseProtocol.decrease_poolsize = _decrease_poolsize  # type: ignore[method-assign]
-
-_adapter_lock = threading.Lock()
-
-
-def _install_ca(ca_bundle: str, ews_url: str) -> None:
-    """exchangelib builds its sessions from a class-level adapter: trust ``ca_bundle`` (the
-    private CA, else the default store: ``Settings.verify``) there. Always set, so neither
-    $REQUESTS_CA_BUNDLE nor an earlier source's CA in the same process widens the trust.
-    The adapter also keeps every request on ews_url's origin (origin.py)."""
-
-    class CABundleAdapter(OriginAdapter):
-        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
-            super().__init__(ews_url, "ews_url", **kwargs)
-
-        def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
-            kwargs["verify"] = ca_bundle
-            return super().send(request, **kwargs)
-
-    with _adapter_lock:
-        BaseProtocol.HTTP_ADAPTER_CLS = CABundleAdapter
 
 
 class _Deadline(stop_base):
@@ -246,7 +141,7 @@ class EwsSource(ContactSource):
         self.max_wait = max_wait
         self.on_premises = not settings.office365
         self.logon: LogonGuard | None = None
-        _install_ca(settings.verify, settings.ews_url)
+        exchangelib_patches.apply(settings.ews_url, settings.verify)
         if self.on_premises:
             if not settings.ews_username or not settings.ews_password:
                 raise SourceError(Kind.AUTH, "on-premises Exchange needs a service account",
@@ -258,11 +153,11 @@ class EwsSource(ContactSource):
             auth_type = NTLM
         else:
             self.tokens = tokens or token_provider(settings, settings.ews_url)
-            creds = _ProviderCredentials(self.tokens, settings.tenant_id)
+            creds = ProviderCredentials(self.tokens, settings.tenant_id)
             auth_type = OAUTH2
         self.config = Configuration(
             service_endpoint=settings.ews_url, credentials=creds, auth_type=auth_type,
-            version=EWS_VERSION, retry_policy=_RetryPolicy(),
+            version=EWS_VERSION, retry_policy=RetryPolicy(),
             max_connections=max(2, settings.max_workers * 2),
         )
 
@@ -342,7 +237,7 @@ class EwsSource(ContactSource):
         folders = dict.fromkeys(known)
         while True:
             def page(start: str | None = start) -> tuple[list[tuple[str, str, str]], str, bool]:
-                svc = _FolderChanges(account=account)
+                svc = FolderChanges(account=account)
                 changes = list(svc.call(folder=_contacts_id(mailbox), shape="AllProperties",
                                         additional_fields=None, sync_state=start))
                 return changes, svc.sync_state, svc.includes_last_item_in_range

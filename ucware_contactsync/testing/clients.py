@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 EWS_FIELDS = ("display_name", "given_name", "surname", "company_name", "department",
               "job_title", "email_addresses", "phone_numbers", "categories")
 
-# CA file to trust per origin (scheme://host:port): exchangelib's adapter class is global.
+# CA file to trust per origin (scheme://host:port), for plain requests sessions.
 CA_BY_ORIGIN: dict[str, str] = {}
 
 
@@ -37,15 +37,19 @@ class CAAdapter(requests.adapters.HTTPAdapter):
 
 
 def trust(fx: FakeExchange) -> None:
-    """Make exchangelib trust ``fx``'s CA (installs :class:`CAAdapter` as HTTP_ADAPTER_CLS)."""
-    from exchangelib.protocol import BaseProtocol
+    """Make exchangelib trust ``fx``'s CA (the EWS source's own patches and trust map)."""
+    from ..sources import exchangelib_patches
 
     CA_BY_ORIGIN[fx.base_url] = fx.ca_file
-    BaseProtocol.HTTP_ADAPTER_CLS = CAAdapter
+    exchangelib_patches.apply()
+    exchangelib_patches.trust(fx.base_url, fx.ca_file)
 
 
 def untrust(fx: FakeExchange) -> None:
+    from ..sources import exchangelib_patches
+
     CA_BY_ORIGIN.pop(fx.base_url, None)
+    exchangelib_patches.forget(fx.base_url)
 
 
 def ews_credentials(fx: FakeExchange, client_id: str, secret: str,
