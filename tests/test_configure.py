@@ -125,30 +125,59 @@ def test_reconfigure_keeps_answers_on_enter_and_the_secret_on_empty_input(
     assert _stored(fresh_url)["client_secret"] == SECRET2
 
 
-def test_on_premises_exchange_asks_url_account_and_hidden_password(fresh_url: str) -> None:
+def test_on_premises_exchange_asks_url_account_and_hidden_password(fresh_url: str,
+                                                                   tmp_path: Path) -> None:
+    ca = tmp_path / "company-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
     t = _configure(fresh_url)
     t.expect("[Y/n]")
     t.send("maybe")
     t.expect("Please answer yes or no.")
     t.send("n")
-    t.expect("EWS URL of the Exchange Server (https://…/EWS/Exchange.asmx): ")
+    t.expect("EWS URL of the Exchange Server (https://…/EWS/Exchange.asmx, or its host name): ")
     t.send("http://mail.example.com/EWS/Exchange.asmx")
     t.expect("Invalid: must be an https:// URL")
-    t.expect("Exchange.asmx): ")
-    t.send("https://mail.example.com/EWS/Exchange.asmx")
+    t.expect("host name): ")
+    t.send("mail.example.com")  # the bare host: the EWS path is added
     t.expect("Service account (DOMAIN\\user or user@example.com): ")
     t.send("EXAMPLE\\svc-contactsync")
     t.expect("Password of the service account (input not shown): ")
     t.send(PASSWORD)
+    t.expect("(Enter: the system's CAs): ")
+    t.send(str(tmp_path / "missing.pem"))
+    t.expect("does not exist; give the path of a PEM CA file. Please try again.")
+    t.expect("CAs): ")
+    t.send(str(ca))
+    t.expect("its impersonation right and each mailbox")
     code = t.wait()
     assert code == 0, t.text
     assert PASSWORD not in t.text
+    assert "https://mail.example.com/EWS/Exchange.asmx" in t.text  # what was stored, shown
     stored = _stored(fresh_url)
     assert stored["office365"] == "false"
     assert stored["ews_url"] == "https://mail.example.com/EWS/Exchange.asmx"
     assert stored["ews_username"] == "EXAMPLE\\svc-contactsync"
     assert stored["ews_password"] == PASSWORD
+    assert stored["ca_bundle"] == str(ca)
     assert "client_secret" not in stored
+
+
+def test_on_premises_ca_question_is_optional(fresh_url: str) -> None:
+    t = _configure(fresh_url)
+    t.expect("[Y/n]")
+    t.send("n")
+    t.expect("host name): ")
+    t.send("https://mail.example.com/")
+    t.expect("user@example.com): ")
+    t.send("svc-contactsync@example.com")
+    t.expect("(input not shown): ")
+    t.send(PASSWORD)
+    t.expect("(Enter: the system's CAs): ")
+    t.send("")
+    assert t.wait() == 0, t.text
+    stored = _stored(fresh_url)
+    assert stored["ews_url"] == "https://mail.example.com/EWS/Exchange.asmx"
+    assert "ca_bundle" not in stored
 
 
 def test_ctrl_c_saves_nothing(fresh_url: str) -> None:

@@ -152,7 +152,13 @@ def test_missing_impersonation_right(onprem):
     assert office.books() == []
     r = office.cli("check")
     assert r.code == 1
-    assert f"{ANNA}: FAILED (access denied)" in r.out and "ApplicationImpersonation" in r.out
+    acct = office.fx.service_account
+    assert (f"service account: {acct.name} (NTLM) at {office.fx.ews_url}; TLS trusts private "
+            f"CA {office.fx.ca_file}") in r.out
+    assert f"{ANNA}: FAILED (access denied)" in r.out
+    assert (f"impersonation: FAILED: {acct.name} may impersonate none of these mailboxes — "
+            "assign it the ApplicationImpersonation role: New-ManagementRoleAssignment -Name "
+            f"ucware-contactsync -Role ApplicationImpersonation -User '{acct.name}'") in r.out
 
 
 def test_management_scope_limits_the_mailboxes(onprem):
@@ -164,6 +170,18 @@ def test_management_scope_limits_the_mailboxes(onprem):
     assert f"access to mailbox {JUERGEN} denied" in r.err
     assert actual_entries(office.book(ANNA)) == expected_entries(office.mailbox(ANNA))
     assert not [b for b in office.books(JUERGEN) if b["name"] == "Privat"]
+    r = office.cli("check")
+    assert r.code == 1 and f"{ANNA}: ok" in r.out
+    assert "impersonation: 1 of 2 mailboxes denied" in r.out and "Set-ManagementScope" in r.out
+
+
+def test_check_on_premises_all_good(onprem):
+    office = onprem()
+    r = office.cli("check")
+    assert r.code == 0, r.out + r.err
+    assert "api: ews — office365=false" in r.out and "service account: CONTOSO\\svc-ucware" in r.out
+    assert f"{ANNA}: ok" in r.out and f"{JUERGEN}: ok" in r.out
+    assert "impersonation" not in r.out and "token" not in r.out
 
 
 def _no_auth_material(office, text: str) -> None:  # type: ignore[no-untyped-def]

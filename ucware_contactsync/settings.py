@@ -65,9 +65,10 @@ def _https(v: str) -> str:
 
 
 def _ews_url(v: str) -> str:
-    """An https URL; a bare host (what admins type for their Exchange server) gets the EWS
-    path ``/EWS/Exchange.asmx``."""
-    url = _https(v)
+    """An https URL; a bare host name (what admins type for their Exchange server) becomes
+    ``https://host/EWS/Exchange.asmx``."""
+    v = v.strip()
+    url = _https(v if "://" in v else f"https://{v}")
     return url + "/EWS/Exchange.asmx" if urlsplit(url).path in ("", "/") else url
 
 

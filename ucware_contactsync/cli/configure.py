@@ -40,15 +40,18 @@ from ..errors import EXIT_CONFIG, EXIT_OK, ConfigError, DatabaseError, UsageErro
 log = logs.get("cli.configure")
 
 O365_KEYS = ("tenant_id", "client_id", "client_secret")
-ONPREM_KEYS = ("ews_url", "ews_username", "ews_password")
+ONPREM_KEYS = ("ews_url", "ews_username", "ews_password", "ca_bundle")
+OPTIONAL = frozenset({"ca_bundle"})  # Enter leaves it empty
 
 LABELS = {
     "tenant_id": "Directory (tenant) ID",
     "client_id": "Application (client) ID",
     "client_secret": "Secret (value of the client secret; input not shown)",
-    "ews_url": "EWS URL of the Exchange Server (https://…/EWS/Exchange.asmx)",
+    "ews_url": "EWS URL of the Exchange Server (https://…/EWS/Exchange.asmx, or its host name)",
     "ews_username": "Service account (DOMAIN\\user or user@example.com)",
     "ews_password": "Password of the service account (input not shown)",
+    "ca_bundle": "CA file (PEM) of a private CA that issued the server's certificate "
+                 "(Enter: the system's CAs)",
 }
 
 
@@ -163,7 +166,9 @@ def interactive(database: Database,
             default = current.get(key, "")
             if key == "ews_url" and default == settings.KEYS["ews_url"].default:
                 default = ""  # Exchange Online's EWS is no on-premises answer
-            value = _ask(read, key, default)
+            value = _ask(read, key, default, optional=key in OPTIONAL)
+            if not value:
+                continue
         answers[key] = value
 
     _store(database, answers)
@@ -173,7 +178,8 @@ def interactive(database: Database,
         out.write(f"  {key:<14} {shown}\n")
     for key in kept:
         out.write(f"  {key:<14} {settings.MASK} (unchanged)\n")
-    out.write("\nNext: 'ucware-contactsync check' tests the token and each mailbox.\n")
+    tested = ("the token" if o365 else "the service account, its impersonation right")
+    out.write(f"\nNext: 'ucware-contactsync check' tests {tested} and each mailbox.\n")
     out.flush()
     log.info("configure: stored %s", ", ".join(answers))
     return EXIT_OK
@@ -200,13 +206,13 @@ def _ask_bool(read: Callable[[str], str], question: str, default: bool) -> bool:
         sys.stdout.write("  Please answer yes or no.\n")
 
 
-def _ask(read: Callable[[str], str], key: str, default: str) -> str:
+def _ask(read: Callable[[str], str], key: str, default: str, optional: bool = False) -> str:
     label = LABELS[key]
     while True:
         shown = f" [{default}]" if default else ""
         answer = _prompt(read, f"{label}{shown}: ").strip()
         if not answer:
-            if default:
+            if default or optional:
                 return default
             sys.stdout.write("  An answer is required.\n")
             continue

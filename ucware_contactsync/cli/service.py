@@ -40,13 +40,17 @@ def check(args: argparse.Namespace) -> int:
     if tokens is not None:
         roles = ", ".join(sorted(tokens.roles())) or "none"
         _out(f"token: ok (roles: {roles})")
+    on_premises = not conf.office365 and choice.api == "ews"
+    if on_premises:
+        trust = f"private CA {conf.ca_bundle}" if conf.ca_bundle else "the system's CAs"
+        _out(f"service account: {conf.ews_username} (NTLM) at {conf.ews_url}; TLS trusts {trust}")
     with database.session() as s:
         users = directory.selected_users(s)
         only = {u.lower() for u in args.user}
         targets = [(u.email, u.name) for u in users if not only or (u.email_key in only)]
     if not targets:
         _out("mailboxes: none selected — add users to a group with ews_synccontacts=true")
-    failed = 0
+    failed = denied = 0
     auth_failed = False
     try:
         for email, name in targets:
@@ -57,6 +61,7 @@ def check(args: argparse.Namespace) -> int:
                 source.check(email)
             except SourceError as exc:
                 failed += 1
+                denied += exc.kind is Kind.ACCESS_DENIED
                 _out(f"  {email}: FAILED ({exc.kind.value}): {exc}")
                 if exc.kind is Kind.AUTH:
                     auth_failed = True
@@ -65,7 +70,21 @@ def check(args: argparse.Namespace) -> int:
                 _out(f"  {email}: ok")
     finally:
         source.close()
+    if on_premises and denied:
+        _out(impersonation_line(conf.ews_username, denied, len(targets)))
     _out(f"phonebook title: {conf.phonebookname!r}; {len(targets)} mailboxes, {failed} failed")
     if auth_failed:
         return EXIT_CONFIG  # like sync: the credentials, not a mailbox, are wrong
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def impersonation_line(account: str, denied: int, total: int) -> str:
+    """What a service account without (enough) impersonation right needs, in the Exchange
+    Management Shell's words."""
+    if denied >= total:
+        return (f"impersonation: FAILED: {account} may impersonate none of these mailboxes — "
+                "assign it the ApplicationImpersonation role: New-ManagementRoleAssignment "
+                f"-Name ucware-contactsync -Role ApplicationImpersonation -User '{account}'")
+    return (f"impersonation: {denied} of {total} mailboxes denied — the role assignment of "
+            f"{account} has a management scope without them: widen the scope "
+            "(Set-ManagementScope) or add the mailboxes to it")
