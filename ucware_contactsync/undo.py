@@ -90,7 +90,7 @@ def undo(database: Database, run_id: int, owner: str | None = None, dry_run: boo
                     rec.add(s, pb, done)
                 if book.synced and pb is not None:
                     # The next run reads this mailbox in full (see the module docstring).
-                    s.execute(delete(SyncState).where(SyncState.user_id == pb.owner_id))
+                    s.execute(delete(SyncState).where(SyncState.phonebook_id == pb.id))
         result.books.append(book)
     return result
 
