@@ -96,6 +96,12 @@ TRANSIENT = (
 )
 
 
+def _untrusted(exc: BaseException) -> bool:
+    """The server's certificate was not trusted (no retry helps; ca_bundle does)."""
+    return "certificate" in str(exc).lower() and isinstance(
+        exc, requests.exceptions.SSLError | ews_errors.TransportError)
+
+
 def _contacts_id(mailbox: str) -> DistinguishedFolderId:
     return DistinguishedFolderId(id=CONTACTS, mailbox=EwsMailbox(email_address=mailbox))
 
@@ -177,7 +183,7 @@ class EwsSource(ContactSource):
         retrying = Retrying(
             stop=_Deadline(deadline, attempts=4),
             wait=_wait(deadline),
-            retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
+            retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT) and not _untrusted(e)),
             before=before,
             reraise=True,
         )
@@ -212,8 +218,10 @@ class EwsSource(ContactSource):
         if isinstance(exc, requests.exceptions.SSLError) or (
                 isinstance(exc, ews_errors.TransportError)
                 and ("SSL" in str(exc) or "certificate" in str(exc).lower())):
-            return SourceError(Kind.TRANSIENT, f"TLS error talking to {self.settings.ews_url}",
-                               HINT_TLS)
+            # An untrusted certificate is the same for every mailbox: stop the run with one
+            # line, as Graph and the token endpoint do; a broken handshake may pass.
+            kind = Kind.AUTH if _untrusted(exc) else Kind.TRANSIENT
+            return SourceError(kind, f"TLS error talking to {self.settings.ews_url}", HINT_TLS)
         what = f"{type(exc).__name__}: {first_line(exc)}"
         status = _HTTP_FAILURE.match(str(exc))
         if isinstance(exc, ews_errors.MalformedResponseError) and status:
