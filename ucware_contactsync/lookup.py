@@ -19,6 +19,8 @@ def lookup(session: Session, caller: str, region: str, owner: User | None = None
 
     Each hit's written number must still give its stored E.164 under today's rules: an E.164
     stored by an older version for a number that is no valid caller-ID (a guess) is skipped.
+    Shared (company) phonebooks have no owner (``"owner": None``); with ``owner`` a user sees
+    their own phonebooks first, then the shared ones.
     """
     exact, board = caller_keys(caller, region, area_code)
     for keys, switchboard in ((exact, False), (board, True)):
@@ -29,12 +31,14 @@ def lookup(session: Session, caller: str, region: str, owner: User | None = None
                    Number.e164)
             .join(Entry, Number.entry_id == Entry.id)
             .join(Phonebook, Entry.phonebook_id == Phonebook.id)
-            .join(User, Phonebook.owner_id == User.id)
+            .outerjoin(User, Phonebook.owner_id == User.id)
             .where(Number.e164.in_(keys))
-            .order_by(User.email_key, Phonebook.title, Entry.display_name, Number.id)
+            # Personal phonebooks first (with --user: that user's own), then the shared ones.
+            .order_by(Phonebook.owner_id.is_(None), User.email_key, Phonebook.title,
+                      Entry.display_name, Number.id)
         )
         if owner is not None:
-            q = q.where(Phonebook.owner_id == owner.id)
+            q = q.where((Phonebook.owner_id == owner.id) | Phonebook.owner_id.is_(None))
         rows = [r for r in session.execute(q).all()
                 if to_e164(r.number, region, area_code) == r.e164]
         if switchboard:  # candidates only count when written with a "-0" suffix

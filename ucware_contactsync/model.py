@@ -154,14 +154,19 @@ class Phonebook(Base):
     __table_args__ = (UniqueConstraint("owner_id", "title"), MYSQL_ARGS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # None: a shared (company) phonebook every user sees.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(NAME_LEN))
     # Who keeps this phonebook current: an ownership.Origin value.
     source: Mapped[str] = mapped_column(String(16), default="manual")
+    # Shared phonebooks: the mailbox (shared-mailbox) and folder path (shared-mailbox: a folder
+    # below Contacts, public-folder: the path below the public folder root) they are read from.
+    mailbox: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    folder: Mapped[str | None] = mapped_column(String(NAME_LEN))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    owner: Mapped[User] = relationship(back_populates="phonebooks")
+    owner: Mapped[User | None] = relationship(back_populates="phonebooks")
     entries: Mapped[list[Entry]] = relationship(
         back_populates="phonebook",
         cascade="all, delete-orphan",
@@ -173,6 +178,10 @@ class Phonebook(Base):
     def _title(self, key: str, value: str) -> str:
         if not value or not value.strip():
             raise ValueError("phonebook title must not be empty")
+        return _check_len(self, key, value)
+
+    @validates("mailbox", "folder")
+    def _where(self, key: str, value: str | None) -> str | None:
         return _check_len(self, key, value)
 
     @validates("source")

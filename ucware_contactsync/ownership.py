@@ -21,6 +21,10 @@ class Origin(enum.StrEnum):
     CSV = "csv"            # ``import-csv``
     VCARD = "vcard"        # ``import-vcard``: a file import like CSV, with its own phonebooks
     MAILBOX = "office365"  # the mailbox sync (Graph or EWS)
+    # Shared (company) phonebooks, no owner: sync/shared.py.
+    DIRECTORY = "directory"  # Entra users (and mail contacts) through Graph
+    SHARED_MAILBOX = "shared-mailbox"  # a shared mailbox's contacts (Graph or EWS)
+    PUBLIC_FOLDER = "public-folder"  # an on-premises public folder (EWS)
 
     @property
     def entry_origin(self) -> str | None:
@@ -34,10 +38,16 @@ class Origin(enum.StrEnum):
 
 _LABELS = {Origin.HAND: "typed in by hand", Origin.CSV: "filled by CSV import",
            Origin.MAILBOX: "kept by the Office 365 sync",
-           Origin.VCARD: "filled by vCard import"}
+           Origin.VCARD: "filled by vCard import",
+           Origin.DIRECTORY: "kept from the Entra directory",
+           Origin.SHARED_MAILBOX: "kept from a shared mailbox",
+           Origin.PUBLIC_FOLDER: "kept from a public folder"}
 
 # Origins that keep a phonebook current from a source: such a phonebook is theirs alone.
-SYNCED = frozenset({Origin.MAILBOX})
+SYNCED = frozenset({Origin.MAILBOX, Origin.DIRECTORY, Origin.SHARED_MAILBOX,
+                    Origin.PUBLIC_FOLDER})
+# The origins of shared phonebooks (no owner).
+SHARED = (Origin.DIRECTORY, Origin.SHARED_MAILBOX, Origin.PUBLIC_FOLDER)
 # File imports: they write their own phonebooks and hand-made ones (never the hand entries).
 FILE_IMPORTS = frozenset({Origin.CSV, Origin.VCARD})
 

@@ -314,7 +314,7 @@ def add_manual_entry(session: Session, book: Phonebook, contact: Contact, region
 
 def to_json(book: Phonebook) -> dict[str, Any]:
     return {
-        "owner": book.owner.email,
+        "owner": book.owner.email if book.owner is not None else None,
         "name": book.title,
         "source": book.source,
         "entries": [
@@ -336,10 +336,12 @@ def to_json(book: Phonebook) -> dict[str, Any]:
 
 
 def load_phonebooks(session: Session, owner: User | None = None) -> list[Phonebook]:
-    q = (select(Phonebook).join(Phonebook.owner)
+    """Every phonebook (personal ones by owner, then the shared ones), or one user's own
+    phonebooks followed by the shared ones every user sees."""
+    q = (select(Phonebook).outerjoin(Phonebook.owner)
          .options(selectinload(Phonebook.owner),
                   selectinload(Phonebook.entries).selectinload(Entry.numbers))
-         .order_by(User.email_key, Phonebook.title))
+         .order_by(Phonebook.owner_id.is_(None), User.email_key, Phonebook.title))
     if owner is not None:
-        q = q.where(Phonebook.owner_id == owner.id)
+        q = q.where((Phonebook.owner_id == owner.id) | Phonebook.owner_id.is_(None))
     return list(session.scalars(q))

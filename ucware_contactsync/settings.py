@@ -124,6 +124,10 @@ def _true(v: str) -> bool:
     return v == "true"
 
 
+def _optional_title(v: str) -> str:
+    return _title(v) if v.strip() else ""
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -158,6 +162,12 @@ KEYS: dict[str, Key] = {
             "without --force", int),
         Key("history_days", "30", _days, "days the run history is kept (0: keep none)",
             int),
+        Key("directory_phonebook", "", _optional_title,
+            "title of the company directory phonebook (empty: none)"),
+        Key("directory_orgcontacts", "false", _bool,
+            "also put the tenant's mail contacts into the directory phonebook", _true),
+        Key("directory_group", "", _any,
+            "only members of this Entra group (object id or name) in the directory phonebook"),
     )
 }
 
@@ -187,6 +197,9 @@ class Settings:
     subfolders: bool = _default("subfolders")
     guard_percent: int = _default("guard_percent")
     history_days: int = _default("history_days")
+    directory_phonebook: str = _default("directory_phonebook")
+    directory_orgcontacts: bool = _default("directory_orgcontacts")
+    directory_group: str = _default("directory_group")
 
     @property
     def secrets(self) -> list[str]:

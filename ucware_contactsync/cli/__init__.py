@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import history, logs
 from ..db import database_failure, resolve_url
 from ..errors import EXIT_CONFIG, ContactSyncError
-from . import admin, configure, csvcmd, demo, historycmd, service, synccmd
+from . import admin, configure, csvcmd, demo, historycmd, service, sharedcmd, synccmd
 
 log = logs.get("cli")
 
@@ -51,7 +51,7 @@ def build_parser() -> Parser:
     )
     _globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (synccmd, demo, csvcmd, admin, historycmd, configure, service):
+    for module in (synccmd, demo, csvcmd, admin, historycmd, configure, sharedcmd, service):
         module.register(sub, common)
     return parser
 

@@ -185,7 +185,8 @@ def phonebook_show(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return EXIT_OK
     for b in books:
-        print(f"{b['owner']} / {b['name']} ({b['source']}, {len(b['entries'])} entries)")
+        owner = b["owner"] or "shared"
+        print(f"{owner} / {b['name']} ({b['source']}, {len(b['entries'])} entries)")
         for e in b["entries"]:
             nums = ", ".join(f"{n['type']}: {n['number']}" for n in e["numbers"])
             mark = "" if e["source_id"] else "  [by hand]"
@@ -234,7 +235,7 @@ def lookup_cmd(args: argparse.Namespace) -> int:
     else:
         for h in hits:
             print(f"{h['display_name']}\t{h['type']}: {h['number']}\t"
-                  f"({h['owner']} / {h['phonebook']})")
+                  f"({h['owner'] or 'shared'} / {h['phonebook']})")
         if not hits:
             print(f"no entry has the number {args.number}", file=sys.stderr)
     return EXIT_OK if hits else EXIT_PARTIAL

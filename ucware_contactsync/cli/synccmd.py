@@ -6,8 +6,12 @@ import argparse
 from contextlib import nullcontext
 
 from .. import history, logs
+from ..db import Database
+from ..settings import Settings
+from ..sources import Choice, ContactSource, Kind, SourceError, graph_tokens
 from ..sync.engine import SyncEngine, log_result
 from ..sync.lock import RunLock
+from ..sync.shared import SharedBook, SharedRun, SharedSync, configured
 from .common import chosen_source, load_settings, open_db
 
 log = logs.get("sync")
@@ -40,6 +44,47 @@ def sync(args: argparse.Namespace) -> int:
                                 dry_run=args.dry_run, full=args.full, force=args.force).run()
         finally:
             source.close()
-    log_result(result)
-    history.note(outcome=result.summary())
-    return result.exit_code
+        log_result(result)
+        # The shared (company) phonebooks, in the same run under the same lock; --user
+        # limits a run to personal phonebooks.
+        shared = None if args.user or result.aborted else sync_shared(
+            database, conf, choice, dry_run=args.dry_run, full=args.full, force=args.force)
+    history.note(outcome=result.summary() + ("" if shared is None else f"; {shared.summary()}"))
+    if shared is None:
+        return result.exit_code
+    return max(result.exit_code, shared.exit_code)
+
+
+def sync_shared(database: Database, conf: Settings, choice: Choice, *, dry_run: bool,
+                full: bool, force: bool) -> SharedRun | None:
+    """Sync the shared phonebooks; None when there are none."""
+    with database.session() as s:
+        books = configured(s, conf)
+    if not books:
+        return None
+    run = SharedSync(database, conf, lambda book: shared_source(conf, choice, book),
+                     dry_run=dry_run, full=full, force=force).run(books)
+    log.log(logs.NOTICE, run.summary())
+    return run
+
+
+def shared_source(conf: Settings, choice: Choice, book: SharedBook) -> ContactSource:
+    """The source that fills a shared phonebook (raises SourceError to fail only that one)."""
+    if book.kind == "directory":
+        if not conf.office365:
+            raise SourceError(Kind.ACCESS_DENIED, "the directory phonebook is read from "
+                              "Microsoft Entra ID through Microsoft Graph, which on-premises "
+                              "Exchange does not have", "clear directory_phonebook, or use "
+                              "a CSV export of the directory")
+        from ..sources.graph_directory import DirectorySource
+
+        tokens = choice.tokens if choice.api == "graph" and choice.tokens else None
+        return DirectorySource(conf, tokens=tokens or graph_tokens(conf))
+    if book.kind == "public-folder":
+        from ..sources.public_folders import PublicFolderSource
+
+        return PublicFolderSource(conf, book.folder or "")
+    from ..sources.shared_mailbox import open_shared
+
+    return open_shared(conf, choice.api, book.folder, choice.tokens)
+

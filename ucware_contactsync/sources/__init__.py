@@ -12,7 +12,8 @@ from .base import ContactSource, Kind, MailboxRead, SourceError
 from .registry import EWS_SUNSET, SOURCES, SourceSpec
 
 __all__ = ["ContactSource", "Kind", "MailboxRead", "SourceError", "Choice", "choose",
-           "open_source", "SOURCES", "SourceSpec", "token_provider", "EWS_SUNSET"]
+           "open_source", "SOURCES", "SourceSpec", "token_provider", "EWS_SUNSET",
+           "graph_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ class Choice:
     @property
     def label(self) -> str:
         return SOURCES[self.api].label
+
+
+def graph_tokens(s: Settings) -> TokenProvider:
+    """Tokens for Microsoft Graph (the directory phonebook needs them whatever ``api`` is)."""
+    _require_app(s)
+    return token_provider(s, s.graph_url)
 
 
 def _require_app(s: Settings) -> None:

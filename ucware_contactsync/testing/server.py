@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from . import graph_directory
 from .certs import make_certificates
 from .ews import Ews, EwsRequestError, parse_request, soap_fault
 from .graph import Graph, GraphError, error_body
@@ -747,6 +748,16 @@ class FakeExchange:
                            {"Retry-After": _seconds(retry_after)})
             return err(status, "ServiceUnavailable", "Service unavailable.",
                        {"Retry-After": _seconds(retry_after)})
+        if graph_directory.serves(segs[2:]):
+            rec.mailbox = None
+            try:
+                reply = graph_directory.handle(
+                    self.tenant, segs[2:], query, set(claims.get("roles", ())),
+                    f"https://{h.headers.get('Host') or f'{self.host}:{self.port}'}", path)
+            except GraphError as exc:
+                return err(exc.status, exc.code, exc.message, exc.headers)
+            rec.operation = reply.operation
+            return reply.status, base_headers, json.dumps(reply.body).encode("utf-8")
         if not GRAPH_ROLES & set(claims.get("roles", ())):
             return err(403, "ErrorAccessDenied", "Access is denied. Check credentials and try "
                                                  "again.")

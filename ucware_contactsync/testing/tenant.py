@@ -522,6 +522,9 @@ class Tenant:
         self.mailboxes: dict[str, Mailbox] = {}
         # Signs tokens and sync states; per tenant so they survive a server restart.
         self.signing_key = self.rng.randbytes(32)
+        from .graph_directory import Directory  # late: graph_directory imports this module
+
+        self.directory = Directory(self)  # Entra users, mail contacts and groups
 
     def __repr__(self) -> str:
         return f"<Tenant {self.tenant_id} {self.domain} mailboxes={len(self.mailboxes)}>"

@@ -1,0 +1,257 @@
+"""Shared (company) phonebooks: the directory, shared mailboxes and public folders.
+
+A shared phonebook has no owner; every UC user sees it. It is written with the same phonebook
+writer as a personal one and keeps its promises: only changed entries are written, all of a
+phonebook's changes commit together, hand-typed entries are never touched, a read that would
+empty a full phonebook needs ``--force``, a dry run writes nothing. One phonebook's failure
+fails that phonebook only. A shared phonebook never takes over a phonebook of the same title
+that someone else keeps (typed by hand, CSV, or another shared source).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import logs
+from ..db import Database, database_failure
+from ..errors import EXIT_OK, EXIT_PARTIAL
+from ..model import Phonebook, SyncState, utcnow
+from ..ownership import Origin, may_write
+from ..phonebook import DiffCounts, apply, diff_changes, diff_full, existing_entries
+from ..settings import Settings
+from ..sources import ContactSource, Kind, MailboxRead, SourceError
+from .engine import GUARD_MIN
+
+log = logs.get("sync")
+
+LABELS = {"directory": "directory", "shared-mailbox": "shared mailbox",
+          "public-folder": "public folder"}
+
+
+@dataclass(frozen=True)
+class SharedBook:
+    """What fills one shared phonebook."""
+
+    kind: str  # directory | shared-mailbox | public-folder
+    title: str
+    mailbox: str | None = None
+    folder: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        """``SyncState.mailbox`` of its states: the mailbox, else what it is read from."""
+        return (self.mailbox or f"{self.kind}:{self.folder or ''}").lower()[:320]
+
+    @property
+    def label(self) -> str:
+        where = self.mailbox or self.folder or ""
+        if self.mailbox and self.folder:
+            where = f"{self.mailbox}, folder {self.folder}"
+        where = f": {where}" if where else ""
+        return f"shared phonebook {self.title!r} ({LABELS[self.kind]}{where})"
+
+
+@dataclass
+class SharedResult:
+    book: SharedBook
+    status: str  # ok | failed
+    diff: DiffCounts | None = None
+    message: str = ""
+
+
+@dataclass
+class SharedRun:
+    results: list[SharedResult] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> list[SharedResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def summary(self) -> str:
+        ok = [r for r in self.results if r.status == "ok" and r.diff]
+        add = sum(r.diff.added for r in ok if r.diff)
+        upd = sum(r.diff.updated for r in ok if r.diff)
+        rem = sum(r.diff.removed for r in ok if r.diff)
+        verb = "would be" if self.dry_run else "synced"
+        return (f"shared phonebooks: {len(ok)} {verb}, {len(self.failed)} failed; "
+                f"{add} added, {upd} updated, {rem} removed in {self.seconds:.1f} s")
+
+
+def configured(session: Session, settings: Settings) -> list[SharedBook]:
+    """The directory phonebook (key directory_phonebook) and every `shared add` phonebook."""
+    books = []
+    if settings.directory_phonebook:
+        books.append(SharedBook("directory", settings.directory_phonebook))
+    rows = session.scalars(select(Phonebook).where(
+        Phonebook.owner_id.is_(None), Phonebook.source.in_(("shared-mailbox", "public-folder")))
+        .order_by(Phonebook.title))
+    books += [SharedBook(r.source, r.title, r.mailbox, r.folder) for r in rows]
+    return books
+
+
+def find_shared(session: Session, title: str) -> Phonebook | None:
+    return session.scalar(select(Phonebook).where(Phonebook.owner_id.is_(None),
+                                                  Phonebook.title == title))
+
+
+def owns(book: Phonebook, target: SharedBook) -> bool:
+    """Whether ``target`` may write ``book``: the ownership rule, and for mailboxes and public
+    folders the same place (two shared mailboxes never share one phonebook)."""
+    if may_write(book.source, Origin(target.kind)) is None:
+        return False
+    return ((book.mailbox or "").lower() == (target.mailbox or "").lower()
+            and (book.folder or "") == (target.folder or ""))
+
+
+class SharedSync:
+    """Reads and writes the shared phonebooks one after the other."""
+
+    def __init__(self, database: Database, settings: Settings,
+                 open_source: Callable[[SharedBook], ContactSource], *, dry_run: bool = False,
+                 full: bool = False, force: bool = False) -> None:
+        self.db = database
+        self.settings = settings
+        self.open_source = open_source
+        self.dry_run = dry_run
+        self.full = full
+        self.force = force
+
+    def run(self, books: list[SharedBook]) -> SharedRun:
+        started = time.monotonic()
+        run = SharedRun(dry_run=self.dry_run)
+        for book in books:
+            run.results.append(self._one(book))
+        run.seconds = time.monotonic() - started
+        return run
+
+    def _one(self, book: SharedBook) -> SharedResult:
+        try:
+            with self.db.session() as s:
+                existing = find_shared(s, book.title)
+                if existing is not None and not owns(existing, book):
+                    return self._fail(book, self._taken(existing))
+                states = ({} if self.full or existing is None
+                          else self._states(s, existing.id, book))
+            source = self.open_source(book)
+            try:
+                read = self._read(source, book, states)
+            finally:
+                source.close()
+        except SourceError as exc:
+            return self._fail(book, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one phonebook's failure never stops the rest
+            log.debug("reading %s crashed", book.label, exc_info=True)
+            return self._fail(book, f"reading failed: {type(exc).__name__}: {exc}")
+        return self._write(book, read)
+
+    @staticmethod
+    def _read(source: ContactSource, book: SharedBook, states: dict[str, str]) -> MailboxRead:
+        where = book.mailbox or book.folder or "directory"
+        try:
+            return source.read(where, states or None)
+        except SourceError as exc:
+            if exc.kind is Kind.STATE_INVALID and states:
+                log.info("%s: %s; reading everything again", book.label, exc.message)
+                return source.read(where, None)
+            raise
+
+    @staticmethod
+    def _taken(book: Phonebook) -> str:
+        keeper = Origin(book.source).label
+        if book.mailbox or book.folder:
+            keeper += f" {book.mailbox or book.folder}"
+        return (f"a shared phonebook with this title already exists ({keeper}) and is left "
+                "alone; choose another title")
+
+    @staticmethod
+    def _states(s: Session, book_id: int, book: SharedBook) -> dict[str, str]:
+        """The states of this phonebook read from this place (any API: a source refuses the
+        states of another API as invalid and reads in full)."""
+        rows = s.scalars(select(SyncState).where(SyncState.phonebook_id == book_id,
+                                                 SyncState.mailbox == book.state_key))
+        return {r.folder_id: r.state for r in rows}
+
+    def _guard(self, synced: int, removes: int) -> str:
+        """The personal phonebooks' guard: removing more than guard_percent of the synced
+        entries (and GUARD_MIN or more) needs --force."""
+        percent = self.settings.guard_percent
+        if self.force or removes < GUARD_MIN or removes * 100 <= percent * synced:
+            return ""
+        return (f"refused: this run would remove {removes} of the {synced} synced entries "
+                f"({removes * 100 // synced} %), more than guard_percent ({percent} %) "
+                "allows; nothing was changed. If they really are gone, confirm with "
+                "'ucware-contactsync sync --force'")
+
+    def _fail(self, book: SharedBook, message: str) -> SharedResult:
+        log.error("%s: FAILED: %s", book.label, message)
+        return SharedResult(book, "failed", message=message)
+
+    def _write(self, book: SharedBook, read: MailboxRead) -> SharedResult:
+        try:
+            with self.db.session() as s:
+                pb = find_shared(s, book.title)
+                if pb is None:
+                    pb = Phonebook(owner_id=None, title=book.title, source=book.kind,
+                                   mailbox=book.mailbox, folder=book.folder)
+                    s.add(pb)
+                    s.flush()
+                elif not owns(pb, book):  # made by someone else while we were reading
+                    s.rollback()
+                    return self._fail(book, self._taken(pb))
+                existing = existing_entries(s, pb.id, book.kind)
+                # A phonebook is for calling: entries without a number are left out.
+                callable_ = [c for c in read.contacts if c.numbers]
+                gone = [c.source_id for c in read.contacts if not c.numbers and c.source_id]
+                diff = (diff_full(existing, callable_) if read.full
+                        else diff_changes(existing, callable_, [*read.deleted, *gone]))
+                refusal = self._guard(len(existing), len(diff.removes))
+                if refusal:
+                    s.rollback()
+                    return self._fail(book, refusal)
+                if self.dry_run:
+                    s.rollback()
+                    for line in diff.lines():
+                        log.info("%s: %s", book.label, line)
+                else:
+                    apply(s, pb, diff, book.kind, self.settings.default_region,
+                          self.settings.area_code)
+                    _store_states(s, pb.id, book.state_key, read)
+        except Exception as exc:  # noqa: BLE001 - rolled back; the other phonebooks go on
+            log.debug("write of %s failed", book.label, exc_info=True)
+            failure = database_failure(exc, self.db.url)
+            text = failure.message if failure else f"{type(exc).__name__}: {exc}"
+            return self._fail(book, f"writing failed, the phonebook is unchanged: {text}")
+        prefix = "would be: " if self.dry_run else ""
+        log.info("%s: %s%s (%s, %s)", book.label, prefix, diff.summary(),
+                 "full" if read.full else "incremental", read.api)
+        return SharedResult(book, "ok", diff=diff.counts())
+
+
+def _store_states(s: Session, book_id: int, key: str, read: MailboxRead) -> None:
+    """Make the phonebook's stored states equal the read's, writing only rows that differ;
+    states of another API or place are stale and go."""
+    now = utcnow()
+    kept: set[str] = set()
+    for row in s.scalars(select(SyncState).where(SyncState.phonebook_id == book_id)):
+        new = read.states.get(row.folder_id)
+        if row.api != read.api or row.mailbox != key or new is None or row.folder_id in kept:
+            s.delete(row)
+            continue
+        kept.add(row.folder_id)
+        if row.state != new:
+            row.state, row.updated_at = new, now
+    s.flush()  # deletes before inserts: (phonebook, api, folder) is unique
+    s.add_all(SyncState(phonebook_id=book_id, mailbox=key, api=read.api, folder_id=f,
+                        state=st, updated_at=now)
+              for f, st in read.states.items() if f not in kept)
