@@ -107,11 +107,13 @@ def short(text: str, limit: int = 150) -> str:
 class Lab:
     """A running fake for ``tenant`` and a database configured to sync from it."""
 
-    def __init__(self, db_url: str, workdir: Path, tenant: Tenant, api: str = "auto") -> None:
+    def __init__(self, db_url: str, workdir: Path, tenant: Tenant, api: str = "auto",
+                 on_premises: bool = False) -> None:
         self.db_url = db_url
         self.workdir = Path(workdir)
         self.tenant = tenant
-        self.fx = FakeExchange(tenant, cert_dir=self.workdir / "certs")
+        # on_premises: an Exchange Server (office365=false) with NTLM and a service account
+        self.fx = FakeExchange(tenant, cert_dir=self.workdir / "certs", on_premises=on_premises)
         self._env: dict[str, str | None] = {}
         self.api = api
         self.extra: dict[str, object] = {}  # what a case wants to keep between its steps
@@ -349,10 +351,10 @@ def small_tenant(api: str, full: bool, seed: int = 5) -> Tenant:
 
 
 def scenario(db_url: str, workdir: Path, full: bool, api: str, fault: Fault,
-             tenant: Tenant | None = None) -> Outcome:
+             tenant: Tenant | None = None, on_premises: bool = False) -> Outcome:
     tenant = tenant or (fault.tenant or small_tenant)(api, full)
     retries = nullcontext() if full else fast_retries()
-    with Lab(db_url, workdir, tenant) as lab, retries:
+    with Lab(db_url, workdir, tenant, on_premises=on_premises) as lab, retries:
         first = lab.sync()
         if first.code != 0:
             return Outcome(f"healthy first run failed: exit {first.code}: "

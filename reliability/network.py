@@ -25,22 +25,31 @@ from .common import Case, Outcome
 from .lab import ROLES, Fault, Lab, Run, scenario, short_timeouts, small_tenant
 
 APIS = ("ews", "graph")
+ONPREM = "onprem"  # EWS against an on-premises Exchange: office365=false, NTLM service account
+WITH_ONPREM = (*APIS, ONPREM)
 VICTIM = "juergen.schaefer@contoso.de"  # the mailbox a per-mailbox fault hits
 
 
 def _case(name: str, fault: str, make: object, apis: tuple[str, ...] = APIS) -> list[Case]:
-    """One case per API; ``make(api, full) -> Fault``."""
+    """One case per API; ``make(api, full) -> Fault`` (on premises: ``api`` is "ews")."""
     out = []
     for api in apis:
-        def run(db_url: str, workdir: Path, full: bool, api: str = api) -> Outcome:
-            return scenario(db_url, workdir, full, api, make(api, full))  # type: ignore[operator]
-        out.append(Case(f"{name}-{api}", f"{fault} ({api})", run))
+        wire = "ews" if api == ONPREM else api
+
+        def run(db_url: str, workdir: Path, full: bool, wire: str = wire,
+                on_premises: bool = api == ONPREM) -> Outcome:
+            return scenario(db_url, workdir, full, wire, make(wire, full),  # type: ignore[operator]
+                            on_premises=on_premises)
+        label = "ews on premises, NTLM" if api == ONPREM else api
+        out.append(Case(f"{name}-{api}", f"{fault} ({label})", run))
     return out
 
 
 def _requests(lab: Lab, api: str | None = None) -> list[RequestRecord]:
-    """The requests of the run under fault (of one API)."""
-    return [r for r in lab.fault_requests if api is None or r.api == api]
+    """The requests of the run under fault (of one API), without NTLM handshake legs (401s
+    before EWS reads the request, so without an operation)."""
+    return [r for r in lab.fault_requests if (api is None or r.api == api)
+            and not (r.api == "ews" and r.operation is None and r.status == 401)]
 
 
 # 1. throttling storm -------------------------------------------------------------------------
@@ -256,17 +265,23 @@ def bad_data(api: str, full: bool) -> Fault:
 
 
 CASES: list[Case] = [
-    *_case("throttle-storm", "throttling storm: every 2nd request throttled", throttling_storm),
+    *_case("throttle-storm", "throttling storm: every 2nd request throttled", throttling_storm,
+           apis=WITH_ONPREM),
     *_case("parallel-storm", "throttling storm, 8 mailboxes at once, full read",
-           parallel_storm, apis=("ews",)),
+           parallel_storm, apis=("ews", ONPREM)),
     *_case("token-outage", "token endpoint down during the run", token_outage),
     *_case("token-expiry", "tokens expire every 2 s (--full: 4 s) during the run",
            token_expiry),
-    *_case("mailbox-http500", "one mailbox fails on every request (HTTP 500)", failing_mailbox),
-    *_case("read-timeout", "responses slower than the read timeout", slow_responses),
-    *_case("dropped-connection", "connections dropped mid-response", dropped_connections),
-    *_case("malformed", "malformed responses (XML / JSON cut in half)", malformed),
-    *_case("bad-data", "500 numbers, 2 MB notes, control chars and emoji", bad_data),
+    *_case("mailbox-http500", "one mailbox fails on every request (HTTP 500)", failing_mailbox,
+           apis=WITH_ONPREM),
+    *_case("read-timeout", "responses slower than the read timeout", slow_responses,
+           apis=WITH_ONPREM),
+    *_case("dropped-connection", "connections dropped mid-response", dropped_connections,
+           apis=WITH_ONPREM),
+    *_case("malformed", "malformed responses (XML / JSON cut in half)", malformed,
+           apis=WITH_ONPREM),
+    *_case("bad-data", "500 numbers, 2 MB notes, control chars and emoji", bad_data,
+           apis=WITH_ONPREM),
 ]
 
 __all__ = ["CASES", "small_tenant"]
