@@ -90,3 +90,60 @@ def by_origin(snap: Snapshot, origins: Iterable[str]) -> Snapshot:
     a sync never touches them."""
     keep = set(origins)
     return {k: tuple(e for e in v if e[0] in keep) for k, v in snap.items()}
+
+
+def last_run(db_url: str) -> int:
+    """The id of the newest run in the history (0: none yet)."""
+    from sqlalchemy import func
+
+    from ucware_contactsync.db import make_engine
+    from ucware_contactsync.model import Run
+
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(func.max(Run.id))) or 0
+    finally:
+        engine.dispose()
+
+
+def _snap_key(snap: dict) -> tuple:
+    """A history snapshot as ``_entry_key`` shapes an entry."""
+    return (snap["origin"] or "manual", snap["source_id"] or "", snap["display_name"],
+            snap["given_name"], snap["surname"], snap["company"], snap["department"],
+            snap["job_title"], tuple(snap["emails"]), tuple(snap["categories"]),
+            tuple((n["type"], n["number"], n["e164"]) for n in snap["numbers"]))
+
+
+def history_mismatch(db_url: str, old: Snapshot, new: Snapshot, after_run: int) -> str:
+    """'nothing' if the changes recorded by the runs after ``after_run``, replayed on ``old``,
+    give exactly ``new`` (history and phonebooks agree: nothing recorded that did not
+    commit, nothing committed unrecorded); otherwise which phonebooks disagree."""
+    import json
+
+    from ucware_contactsync.db import make_engine
+    from ucware_contactsync.model import Change
+
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as s:
+            changes = list(s.scalars(select(Change).where(Change.run_id > after_run)
+                                     .order_by(Change.id)))
+    finally:
+        engine.dispose()
+    books = {k: list(v) for k, v in old.items()}
+    for c in changes:
+        entries = books.setdefault((c.owner or "", c.phonebook), [])
+        if c.before is not None:
+            key = _snap_key(json.loads(c.before))
+            if key in entries:
+                entries.remove(key)
+            else:
+                entries.append(("not there before", key))
+        if c.after is not None:
+            entries.append(_snap_key(json.loads(c.after)))
+    replayed = {k: tuple(sorted(v, key=repr)) for k, v in books.items()}
+    wanted = {k: tuple(sorted(v, key=repr)) for k, v in new.items()}
+    bad = [f"{k[0]}/{k[1]}" for k in sorted(set(replayed) | set(wanted))
+           if replayed.get(k, ()) != wanted.get(k, ())]
+    return "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else "") or "nothing"

@@ -24,7 +24,7 @@ from ucware_contactsync.sync.lock import lock_path
 from ucware_contactsync.testing import generate_tenant, mutate
 
 from . import child
-from .common import Case, Outcome, Snapshot, by_origin, lost
+from .common import Case, Outcome, Snapshot, by_origin, history_mismatch, last_run, lost
 from .lab import CSV_BOOK, Lab, short
 from .probe import WriteProbe
 
@@ -93,6 +93,7 @@ def kill_mid_write(db_url: str, workdir: Path, full: bool) -> Outcome:
             # Large edits (half of each mailbox) so that every write takes a while.
             mutate(tenant, seed=100 + k, adds=40, updates=60, deletes=40)
             old = new  # the database has not changed since the last snapshot
+            runs_before = last_run(db_url)
             proc = child.start(db_url, "-v", "sync")
             committed = rng.randrange(len(users))  # users written before the kill
             if committed == 0:
@@ -115,6 +116,11 @@ def kill_mid_write(db_url: str, workdir: Path, full: bool) -> Outcome:
             if len(commits) > 1:
                 gap = statistics.median(b - a for a, b in zip(commits, commits[1:], strict=False))
             label = f"kill {k + 1}"
+            # The run history holds exactly what committed: replayed on the old state, its
+            # changes give the phonebooks as the kill left them.
+            disagree = history_mismatch(db_url, old, mid, runs_before)
+            if disagree != "nothing":
+                damage.append(f"{label}: the run history disagrees with {disagree}")
             if res.code != -9:
                 counts["ended"] += 1
                 if res.code != 0:
