@@ -98,7 +98,7 @@ def test_password_changed_between_runs(onprem):
     assert r.code == 2, r.err
     assert (f"Exchange refused the service account {acct.name} (twice; not tried again in "
             "this run, so that the account is not locked out)") in r.err
-    assert "config set ews_password" in r.err
+    assert "store the new one with 'ucware-contactsync configure'" in r.err
     assert acct.bad_logons == 2 and office.books() == before
     assert office.cli("config", "set", "ews_password", "N3w:Passw0rd-2026").code == 0
     office.fx.clear_requests()

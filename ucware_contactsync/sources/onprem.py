@@ -39,7 +39,7 @@ def refusal(account: str, exc: Exception, tries: int) -> SourceError:
         Kind.AUTH, f"Exchange refused the service account {account} ({times}; not tried "
                    "again in this run, so that the account is not locked out)",
         "check ews_username (DOMAIN\\user or user@domain) and ews_password; after a password "
-        "change: ucware-contactsync config set ews_password")
+        "change store the new one with 'ucware-contactsync configure'")
 
 
 class LogonGuard:
