@@ -10,13 +10,16 @@ tenant_sync.py), the nightly run, then a run with nothing changed. Each run is t
 command line in a child process (tenant_sync.py's child); both variants run from the same
 tenant, one after the other, alternating which goes first. Printed per phase: wall time of
 each variant, the difference in percent, rows written (history rows included) and the
-history rows in the database afterwards.
+history rows in the database afterwards. Besides wall time, the CPU time (user + system) of
+each child: on a shared machine it varies far less with the load of other processes (the
+database server's own CPU is not in it; with SQLite there is none).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import tempfile
 from pathlib import Path
@@ -54,6 +57,7 @@ def bench(size: str, api: str, db_kind: str, latency: int, rounds: int) -> None:
     n_mbx, per = (int(x) for x in size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-history-"))
     times: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for rnd in range(rounds):
         tenant = generate_tenant(seed=7, mailboxes=n_mbx, contacts_per_mailbox=per,
                                  subfolders=0, roles=("Contacts.Read", "full_access_as_app"))
@@ -79,16 +83,23 @@ def bench(size: str, api: str, db_kind: str, latency: int, rounds: int) -> None:
                     mutate(tenant, seed=11, adds=k, updates=k, deletes=k, mailboxes=chosen)
                 order = list(urls) if (i + rnd) % 2 == 0 else list(reversed(urls))
                 figs = {}
+                used = {}
                 for variant in order:
+                    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     figs[variant] = ts.run_child("ours", urls[variant], fx,
                                                  f"{variant} {phase}", total, n_mbx)
+                    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    used[variant] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
                     times.setdefault((phase, variant), []).append(figs[variant].seconds)
+                    cpu.setdefault((phase, variant), []).append(used[variant])
                 on, off = figs["history"], figs["no history"]
                 runs, changes = history_rows(urls["history"])
-                print(f"  {phase:<9} history {on.seconds:7.1f} s ({on.rows} rows)   "
-                      f"no history {off.seconds:7.1f} s ({off.rows} rows)   "
-                      f"{(on.seconds / off.seconds - 1) * 100:+5.1f} %   "
-                      f"history in the database: {runs} runs, {changes} changes")
+                print(f"  {phase:<9} wall: history {on.seconds:7.1f} s, none {off.seconds:7.1f} s "
+                      f"({(on.seconds / off.seconds - 1) * 100:+5.1f} %)   cpu: history "
+                      f"{used['history']:7.1f} s, none {used['no history']:7.1f} s "
+                      f"({(used['history'] / used['no history'] - 1) * 100:+5.1f} %)   "
+                      f"rows written {on.rows} / {off.rows}; history in the database: "
+                      f"{runs} runs, {changes} changes")
             for drop in drops:
                 if drop:
                     drop()  # type: ignore[operator]
@@ -97,7 +108,10 @@ def bench(size: str, api: str, db_kind: str, latency: int, rounds: int) -> None:
         for phase in ("full", "nightly", "unchanged"):
             on = statistics.median(times[(phase, "history")])
             off = statistics.median(times[(phase, "no history")])
-            print(f"  {phase:<9} {on:7.1f} s vs {off:7.1f} s  {(on / off - 1) * 100:+5.1f} %")
+            c_on = statistics.median(cpu[(phase, "history")])
+            c_off = statistics.median(cpu[(phase, "no history")])
+            print(f"  {phase:<9} wall {on:7.1f} s vs {off:7.1f} s ({(on / off - 1) * 100:+5.1f} %)"
+                  f"   cpu {c_on:7.1f} s vs {c_off:7.1f} s ({(c_on / c_off - 1) * 100:+5.1f} %)")
 
 
 def main() -> None:

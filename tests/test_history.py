@@ -278,3 +278,48 @@ def test_upgrade_from_the_version_before_history(office_factory, cli, db_url):
     runs = as_json(cli("history", "--json"))
     assert [(b["added"], b["updated"], b["removed"]) for r in runs for b in r["phonebooks"]] \
         == [(1, 1, 1)]
+
+
+def test_vcard_import_is_recorded_and_its_undo_is_final(cli, admin_setup):
+    """import-vcard goes through the same writer: one run, every entry; undo removes them
+    without the sync's source-of-truth note."""
+    admin_setup(ANNA)
+    data = Path(__file__).parent / "data" / "vcard" / "apple_30.vcf"
+    assert cli("import-vcard", str(data), "--user", ANNA, "--phonebook", "Karten").code == 0
+    book = [b for b in as_json(cli("phonebook", "show", "--json")) if b["name"] == "Karten"][0]
+    run = as_json(cli("history", "--json"))[0]
+    assert run["command"].startswith("import-vcard ")
+    assert run["phonebooks"] == [{"owner": ANNA, "name": "Karten",
+                                  "added": len(book["entries"]), "updated": 0, "removed": 0}]
+    shown = as_json(cli("history", "show", str(run["run"]), "--json"))
+    assert sorted((c["after"] for c in shown["changes"]), key=repr) == \
+        sorted(book["entries"], key=repr)
+    r = cli("undo", str(run["run"]))
+    assert r.code == 0 and "source of truth" not in r.err
+    assert [b["entries"] for b in as_json(cli("phonebook", "show", "--json"))
+            if b["name"] == "Karten"] == [[]]
+
+
+def test_shared_phonebook_history_and_undo(office_factory, cli):
+    """A company phonebook (no owner) is recorded like a personal one: owner null."""
+    from ucware_contactsync.testing import Tenant
+
+    t = Tenant(seed=19)
+    t.add_app(roles=GRAPH)
+    t.add_mailbox(ANNA).add_contact(given_name="A", surname="B", numbers={"mobile": "0171 1"})
+    office = office_factory(t)
+    kontakte = t.add_mailbox("kontakte@contoso.de")
+    hotline = kontakte.add_contact(given_name="Hotline", surname="Support",
+                                   numbers={"business": "+49 800 5550100"})
+    assert cli("shared", "add", "kontakte@contoso.de", "--phonebook", "Kontakte").code == 0
+    assert office.sync().code == 0
+    before = [b for b in office.books() if b["owner"] is None][0]
+    kontakte.delete_contact(hotline.id)
+    assert office.sync().code == 0
+    run = as_json(cli("history", "--phonebook", "Kontakte", "--json"))[0]
+    assert run["phonebooks"] == [{"owner": None, "name": "Kontakte", "added": 0, "updated": 0,
+                                  "removed": 1}]
+    assert "(shared) / Kontakte" in cli("history").out
+    r = cli("undo", str(run["run"]))
+    assert r.code == 0 and "source of truth" in r.err, r.err
+    assert [b for b in office.books() if b["owner"] is None][0] == before
