@@ -5,6 +5,8 @@ Through the command line, against the fake Exchange Online over HTTPS, both APIs
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ucware_contactsync.testing import generate_tenant
@@ -348,3 +350,54 @@ def test_user_leaving_the_group_keeps_the_phonebook_with_one_line(office_factory
     assert r.code == 0 and f"(full, {api})" in sync_line(r.err)
     assert synced(office.book(ANNA)) == callable_items(tenant.mailbox(ANNA))
     assert len(office.book(ANNA)["entries"]) == len(callable_items(tenant.mailbox(ANNA)))
+
+
+# -- the run lock excludes the same database however its URL is spelled -----------------------
+
+def other_spelling(db_url: str, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """The same database under another URL: a symlinked path (SQLite), ``localhost`` without
+    port and other query options (MariaDB, PostgreSQL)."""
+    from sqlalchemy import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        link = tmp_path / "same.db"
+        link.symlink_to(url.database)
+        return f"sqlite:///{link}"
+    extra = ({"charset": "utf8mb4"} if url.get_backend_name() == "mysql"
+             else {"application_name": "contactsync-b"})
+    return url.set(host="localhost", port=None).update_query_dict(extra).render_as_string(
+        hide_password=False)
+
+
+def test_two_spellings_of_one_database_share_the_lock(office_factory, db_url, tmp_path):
+    import subprocess
+    import sys
+
+    tenant = generate_tenant(seed=13, mailboxes=1, contacts_per_mailbox=8,
+                             roles=ROLES["graph"])
+    office = office_factory(tenant)
+    cli = office.cli
+    other = other_spelling(db_url, tmp_path)
+    holder = subprocess.Popen(  # a run that holds the lock under the first spelling
+        [sys.executable, "-c", "import sys, time\n"
+         "from ucware_contactsync.sync.lock import RunLock\n"
+         "RunLock(sys.argv[1]).__enter__(); print('held', flush=True); time.sleep(120)",
+         db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for argv in (("sync",), ("import-csv", str(tmp_path / "none.csv"))):
+            r = cli("--db", other, *argv, db=False)
+            assert r.code == 75, r.err
+            assert "another sync is running" in r.err and "IntegrityError" not in r.err
+        assert office.books() == []
+    finally:
+        holder.kill()  # SIGKILL: the kernel and the database server drop its locks
+        holder.wait()
+    for _ in range(50):  # the server notices the closed connection at once; allow a moment
+        r = cli("--db", other, "sync", db=False)
+        if r.code != 75:
+            break
+        time.sleep(0.1)
+    assert r.code == 0, r.err
+    assert synced(office.book(ANNA)) == callable_items(tenant.mailbox(ANNA))
