@@ -156,6 +156,16 @@ def test_directory_permission_missing_names_the_role(office_factory, cli):
     # the personal phonebook was synced all the same, the shared one not made
     assert names(office.book("anna.berg@contoso.de")) == {"Privat Kontakt"}
     assert "Firma" not in shared(office.books())
+    # check names the missing role and the fix, for the directory and a shared mailbox
+    t = office.tenant
+    t.add_mailbox("kontakte@contoso.de", impersonation_denied=True)
+    assert cli("shared", "add", "kontakte@contoso.de", "--phonebook", "Kontakte").code == 0
+    r = cli("check")
+    assert r.code == 1
+    lines = {x.split(":")[0].strip(): x for x in r.out.splitlines() if "shared phonebook" in x}
+    assert "lacks User.Read.All" in lines["shared phonebook 'Firma' (directory)"]
+    kontakte = lines["shared phonebook 'Kontakte' (shared mailbox"]
+    assert "Contacts.Read" in kontakte and "Application Contacts.Read" in kontakte
 
 
 def test_directory_group_limits_members(office_factory, cli):

@@ -8,6 +8,7 @@ from .. import directory, logs
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, ContactSyncError
 from ..sources import Kind, SourceError
 from .common import chosen_source, load_settings, open_db
+from .sharedcmd import check_shared
 
 log = logs.get("check")
 
@@ -73,6 +74,8 @@ def check(args: argparse.Namespace) -> int:
     if on_premises and denied:
         _out(impersonation_line(conf.ews_username, denied, len(targets)))
     _out(f"phonebook title: {conf.phonebookname!r}; {len(targets)} mailboxes, {failed} failed")
+    if not auth_failed and not args.user:
+        failed += check_shared(database, conf, choice, _out)
     if auth_failed:
         return EXIT_CONFIG  # like sync: the credentials, not a mailbox, are wrong
     return EXIT_PARTIAL if failed else EXIT_OK

@@ -160,3 +160,38 @@ def shared_remove(args: argparse.Namespace) -> int:
         s.delete(books[0])
     log.log(logs.NOTICE, "shared phonebook %r removed", title)
     return EXIT_OK
+
+
+RBAC_HINT = ("or, scoped with RBAC for Applications in Exchange Online: "
+             "New-ManagementRoleAssignment -App <app id> -Role 'Application Contacts.Read' "
+             "-CustomResourceScope <a management "
+             "scope that includes {mailbox}>")
+
+
+def check_shared(database, conf, choice, out) -> int:  # type: ignore[no-untyped-def]
+    """``check`` for the shared phonebooks: one line each, the missing role and its fix.
+    Returns how many failed."""
+    from ..sources import Kind, SourceError
+    from ..sync.shared import configured
+    from .synccmd import shared_source
+
+    with database.session() as s:
+        books = configured(s, conf)
+    failed = 0
+    for book in books:
+        try:
+            source = shared_source(conf, choice, book)
+            try:
+                source.check(book.mailbox or "")
+            finally:
+                source.close()
+        except SourceError as exc:
+            failed += 1
+            hint = exc.hint
+            if exc.kind is Kind.ACCESS_DENIED and book.kind == "shared-mailbox" \
+                    and choice.api == "graph":
+                hint = f"{hint}; {RBAC_HINT.format(mailbox=book.mailbox)}"
+            out(f"  {book.label}: FAILED ({exc.kind.value}): {exc.message} — {hint}")
+        else:
+            out(f"  {book.label}: ok")
+    return failed
