@@ -254,3 +254,11 @@ def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
     # public folders are refused on Exchange Online, with the reason
     r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "PF")
     assert r.code == 2 and "on-premises Exchange" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_demo_shows_company_phonebooks(cli):
+    r = cli("demo")
+    assert r.code == 0, r.err
+    assert "shared / Firma (directory): 5 entries" in r.out
+    assert "shared / Kontakte (shared-mailbox):" in r.out
+    assert "(a colleague's mobile) -> IT-Support (shared phonebook 'Firma')" in r.out
