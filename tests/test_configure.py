@@ -73,6 +73,8 @@ def test_office365_answers_are_checked_and_the_secret_is_never_echoed(fresh_url:
     t.expect("An answer is required.")
     t.expect("input not shown): ")
     t.send(SECRET)
+    t.expect("directory (needs User.Read.All; Enter: none): ")
+    t.send("Firma")
     t.expect("Next: 'ucware-contactsync check'")
     code = t.wait()
     assert code == 0, t.text
@@ -86,6 +88,7 @@ def test_office365_answers_are_checked_and_the_secret_is_never_echoed(fresh_url:
     assert stored["tenant_id"] == TENANT
     assert stored["client_id"] == CLIENT
     assert stored["client_secret"] == SECRET
+    assert stored["directory_phonebook"] == "Firma"
 
 
 def test_reconfigure_keeps_answers_on_enter_and_the_secret_on_empty_input(
@@ -102,6 +105,8 @@ def test_reconfigure_keeps_answers_on_enter_and_the_secret_on_empty_input(
     t.expect(f"Application (client) ID [{CLIENT}]: ")
     t.send("")
     t.expect("[Enter keeps the stored one]: ")
+    t.send("")
+    t.expect("Enter: none): ")
     t.send("")
     code = t.wait()
     assert code == 0, t.text
@@ -120,6 +125,8 @@ def test_reconfigure_keeps_answers_on_enter_and_the_secret_on_empty_input(
     t.send("")
     t.expect("[Enter keeps the stored one]: ")
     t.send(SECRET2)
+    t.expect("Enter: none): ")
+    t.send("")
     assert t.wait() == 0, t.text
     assert SECRET2 not in t.text and SECRET not in t.text
     assert _stored(fresh_url)["client_secret"] == SECRET2
@@ -203,7 +210,8 @@ def test_without_a_terminal_configure_points_to_batch(fresh_url: str) -> None:
 def test_batch_stores_answers_from_stdin(db_url: str) -> None:
     """The form the Debian postinst uses, on every database backend."""
     answers = (f"# debconf answers\noffice365=true\ntenant_id={TENANT}\n\n"
-               f"client_id={CLIENT}\nclient_secret={SECRET}\nphonebookname=Outlook\n")
+               f"client_id={CLIENT}\nclient_secret={SECRET}\nphonebookname=Outlook\n"
+               "directory_phonebook=Firma\n")
     r = subprocess.run(
         [sys.executable, "-m", "ucware_contactsync", "-vvv", "--db", db_url,
          "configure", "--batch"],
@@ -222,6 +230,13 @@ def test_batch_stores_answers_from_stdin(db_url: str) -> None:
         capture_output=True, text=True, env=_env())
     assert r.returncode == 0, r.stderr
     assert _stored(db_url)["client_secret"] == SECRET
+    assert _stored(db_url)["directory_phonebook"] == "Firma"
+    # ... except for the directory phonebook, where the empty debconf answer means none
+    r = subprocess.run(
+        [sys.executable, "-m", "ucware_contactsync", "--db", db_url, "configure", "--batch"],
+        input="directory_phonebook=\n", capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert _stored(db_url)["directory_phonebook"] == ""
 
 
 def test_batch_reports_wrong_lines_without_their_values(fresh_url: str) -> None:

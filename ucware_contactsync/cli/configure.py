@@ -42,6 +42,8 @@ log = logs.get("cli.configure")
 O365_KEYS = ("tenant_id", "client_id", "client_secret")
 ONPREM_KEYS = ("ews_url", "ews_username", "ews_password", "ca_bundle")
 OPTIONAL = frozenset({"ca_bundle"})  # Enter leaves it empty
+# Empty means "none" here, also in --batch (the debconf answer "" switches it off).
+CLEARABLE = frozenset({"directory_phonebook"})
 
 LABELS = {
     "tenant_id": "Directory (tenant) ID",
@@ -52,6 +54,8 @@ LABELS = {
     "ews_password": "Password of the service account (input not shown)",
     "ca_bundle": "CA file (PEM) of a private CA that issued the server's certificate "
                  "(Enter: the system's CAs)",
+    "directory_phonebook": "Title of the company phonebook from the directory (needs "
+                           "User.Read.All; Enter: none)",
 }
 
 
@@ -112,7 +116,7 @@ def batch(database: Database, stream: Iterable[str]) -> int:
             continue
         if key in settings.SECRET_KEYS:
             logs.register_secret(value)
-        if value == "":
+        if value == "" and key not in CLEARABLE:
             answers.pop(key, None)
             continue
         try:
@@ -171,6 +175,8 @@ def interactive(database: Database,
                 continue
         answers[key] = value
 
+    if o365:
+        answers["directory_phonebook"] = _ask_title(read, current.get("directory_phonebook", ""))
     _store(database, answers)
     out.write("\nSaved:\n")
     for key, value in answers.items():
@@ -218,6 +224,20 @@ def _ask(read: Callable[[str], str], key: str, default: str, optional: bool = Fa
             continue
         try:
             return settings.validate(key, answer)
+        except ConfigError as exc:
+            sys.stdout.write(f"  Invalid: {exc.message.split(': ', 1)[-1]}. Please try again.\n")
+
+
+def _ask_title(read: Callable[[str], str], stored: str) -> str:
+    """The directory phonebook's title; Enter keeps the stored one, '-' means none."""
+    label = LABELS["directory_phonebook"]
+    hint = f" [{stored}; '-' for none]" if stored else ""
+    while True:
+        answer = _prompt(read, f"{label}{hint}: ").strip()
+        if answer == "-" or not (answer or stored):
+            return ""
+        try:
+            return settings.validate("directory_phonebook", answer or stored)
         except ConfigError as exc:
             sys.stdout.write(f"  Invalid: {exc.message.split(': ', 1)[-1]}. Please try again.\n")
 
