@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
@@ -14,6 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import logs
 from .errors import DatabaseError, DatabaseFull, DatabaseUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ENV_URL = "CONTACTSYNC_DB_URL"
 # The Debian package writes the URL here (readable by the service user only).
@@ -91,8 +95,8 @@ def parse_url(url: str) -> URL:
         raise UsageError(f"the password in the database URL {redact(url)} contains '@'",
                          "write each '@' in the password as %40 (URL encoding)")
     logs.register_secret(parsed.password if isinstance(parsed.password, str) else None)
-    logs.register_secret(parsed.query.get("password") if isinstance(
-        parsed.query.get("password"), str) else None)
+    query_password = parsed.query.get("password")
+    logs.register_secret(query_password if isinstance(query_password, str) else None)
     # MariaDB: always utf8mb4 so umlauts and emoji round-trip.
     if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
@@ -101,7 +105,7 @@ def parse_url(url: str) -> URL:
 
 def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
-    kwargs: dict = {"future": True}
+    kwargs: dict[str, Any] = {"future": True}
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "mysql", "mariadb", "postgresql"):
         raise UsageError(f"unsupported database {backend!r}",
@@ -142,7 +146,7 @@ def _create_private(path: Path) -> None:
         pass  # exists already, or not creatable: SQLite reports the latter on connect
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -198,7 +202,7 @@ def database_failure(exc: BaseException,
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()
     reason = lines[0] if lines else type(orig).__name__
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     if code is not None and len(args) > 1:  # pymysql: (2013, 'Lost connection ...')
         reason = f"error {code}: {(str(args[1]).strip().splitlines() or [''])[0]}"
@@ -222,7 +226,7 @@ def database_failure(exc: BaseException,
     return None
 
 
-def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def _alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import logs
-from .model import Change, Entry, KeyValue, Number, Phonebook, Run, User, utcnow
+from .model import Change, Entry, KeyValue, Number, Phonebook, Run, User, table_of, utcnow
 
 log = logs.get("history")
 
 NAMESPACE = "contactsync"
 DEFAULT_DAYS = 30
 CHUNK = 500
-CHANGES = Change.__table__
+CHANGES = table_of(Change)
 # The entry as `phonebook show --json` prints it; snapshots also keep what undo needs to
 # restore an entry exactly (categories, origin, change key, content hash).
 ENTRY_KEYS = ("display_name", "given_name", "surname", "company", "department", "job_title",
@@ -108,7 +108,7 @@ class Recorder:
     outcome: str = ""
     started: datetime = field(default_factory=utcnow)
     run_id: int | None = None
-    engine: Engine | None = None
+    engine: Engine | Connection | None = None  # the bind of the session that made the row
     days: int | None = None  # history_days, read with the first change
 
     def note(self, *, api: str | None = None, outcome: str | None = None) -> None:
@@ -130,7 +130,7 @@ class Recorder:
             session.add(run)
             session.flush()
             self.run_id = run.id
-            self.engine = session.get_bind()  # type: ignore[assignment]
+            self.engine = session.get_bind()
         return self.run_id
 
     def add(self, session: Session, book: Phonebook, changes: Sequence[Change4]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from .model import Entry, Number, Phonebook, User
+from .model import Entry, Number, Phonebook, User, table_of
 from .phone import caller_keys, to_e164
 
 REFRESH_BATCH = 5000
@@ -53,7 +54,16 @@ def lookup(session: Session, caller: str, region: str, owner: User | None = None
     return []
 
 
-def _best_key(rows: list, keys: list[str]) -> list:
+
+class _Hit(Protocol):
+    @property
+    def e164(self) -> str | None: ...
+
+
+_R = TypeVar("_R", bound=_Hit)
+
+
+def _best_key(rows: Sequence[_R], keys: list[str]) -> list[_R]:
     """Only the hits of the first key that has any (keys are ordered by preference)."""
     for key in keys:
         hits = [r for r in rows if r.e164 == key]
@@ -66,7 +76,7 @@ def refresh_e164(conn: Connection, region: str, area_code: str = "") -> int:
     """Recompute every stored E.164 under today's rules (after ``default_region`` or
     ``area_code`` changed, and once on upgrade from a version with looser rules); returns
     how many changed. Works on a plain connection, so the migration can use it too."""
-    table = Number.__table__
+    table = table_of(Number)
     changed = 0
     last = 0
     while True:

@@ -9,7 +9,7 @@ these lengths before they reach the model (see ``phonebook.entry_values``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -46,7 +47,17 @@ class Base(DeclarativeBase):
     pass
 
 
-def _check_len(obj: Any, key: str, value: Any) -> Any:
+_V = TypeVar("_V")
+
+
+def table_of(cls: type[Base]) -> Table:
+    """The Core table of a mapped class (``__table__`` is declared as any FromClause)."""
+    table = cls.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _check_len(obj: Any, key: str, value: _V) -> _V:
     col = obj.__table__.c[key]
     limit = getattr(col.type, "length", None)
     if isinstance(value, str) and limit is not None and len(value) > limit:

@@ -134,6 +134,8 @@ def to_e164(written: str, region: str = "DE", area_code: str = "") -> str | None
         if not area_code:
             return None  # a local number of an unknown area: any E.164 would be a guess
         meta = PhoneMetadata.metadata_for_region(region)
+        if meta is None:  # not a region libphonenumber knows: no rules to apply
+            return None
         stripped = f"{meta.national_prefix}{area_code} {stripped}"
     return _valid_e164(stripped, region)
 

@@ -17,13 +17,23 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import history
 from .contact import Contact, PhoneNumber
-from .model import ID_LEN, NAME_LEN, NUMBER_LEN, Entry, Number, Phonebook, User, utcnow
+from .model import (
+    ID_LEN,
+    NAME_LEN,
+    NUMBER_LEN,
+    Entry,
+    Number,
+    Phonebook,
+    User,
+    table_of,
+    utcnow,
+)
 from .ownership import Origin, may_write, origin_of
 from .phone import to_e164
 
 CHUNK = 500
-ENTRIES = Entry.__table__
-NUMBERS = Number.__table__
+ENTRIES = table_of(Entry)
+NUMBERS = table_of(Number)
 
 
 @dataclass
@@ -98,7 +108,9 @@ def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[s
         .where(Entry.phonebook_id == phonebook_id, Entry.origin == origin,
                Entry.source_id.is_not(None))
     )
-    return {r.source_id: ExistingEntry(*r) for r in rows}
+    return {r.source_id: ExistingEntry(r.id, r.source_id, r.content_hash, r.change_key,
+                                       r.display_name)
+            for r in rows if r.source_id is not None}
 
 
 def _classify(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]
@@ -179,7 +191,7 @@ def entry_values(c: Contact) -> dict[str, Any]:
 
 
 def number_rows(entry_id: int, numbers: Sequence[PhoneNumber], region: str,
-                area_code: str = "") -> list[dict]:
+                area_code: str = "") -> list[dict[str, Any]]:
     return [
         {
             "entry_id": entry_id,
@@ -207,7 +219,8 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         ids = [e.id for e in diff.removes[i:i + CHUNK]]
         session.execute(delete(Number).where(Number.entry_id.in_(ids)))
         session.execute(delete(Entry).where(Entry.id.in_(ids)))
-    written: list[tuple[int, dict, list[dict]]] = []  # (entry id, values, numbers)
+    # (entry id, values, numbers)
+    written: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
     if diff.updates:
         rows = [{"id": old.id, "updated_at": now, **entry_values(c)} for old, c in diff.updates]
         session.execute(update(Entry), rows)
@@ -223,11 +236,12 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
                  "updated_at": now, **entry_values(c)} for c in batch]
         # Core insert on the table: same rows and RETURNING order as ``insert(Entry)``, without
         # the ORM bulk layer's per-row bookkeeping (a third of the write time at 100k rows).
-        ids = session.scalars(
+        new_ids: list[int] = list(session.scalars(
             insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True), rows
-        ).all()
-        nums = _insert_numbers(session, list(zip(ids, batch, strict=True)), region, area_code)
-        written += zip(ids, rows, nums, strict=True)
+        ).all())
+        nums = _insert_numbers(session, list(zip(new_ids, batch, strict=True)), region,
+                               area_code)
+        written += zip(new_ids, rows, nums, strict=True)
     session.execute(
         update(Phonebook).where(Phonebook.id == phonebook.id).values(updated_at=now)
     )
@@ -236,7 +250,7 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
 
 
 def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: str,
-                    area_code: str) -> list[list[dict]]:
+                    area_code: str) -> list[list[dict[str, Any]]]:
     """Insert the numbers of each (entry id, contact); returns each entry's number rows."""
     per_entry = [number_rows(entry_id, c.numbers, region, area_code) for entry_id, c in pairs]
     rows = [r for entry in per_entry for r in entry]

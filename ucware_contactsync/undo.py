@@ -19,7 +19,7 @@ from . import history, logs
 from .db import Database
 from .errors import UsageError
 from .history import Change4, Snapshot
-from .model import Change, Entry, Number, Phonebook, Run, SyncState, utcnow
+from .model import Change, Entry, Number, Phonebook, Run, SyncState, table_of, utcnow
 
 log = logs.get("undo")
 
@@ -147,7 +147,7 @@ def _undo_book(s: Session, book_id: int, items: Sequence[Change], book: BookUndo
             if (before.get("origin"), before.get("source_id")) in back:
                 refuse("is in the phonebook again")
                 continue
-            new_id = s.scalars(insert(Entry.__table__).returning(Entry.__table__.c.id), [{
+            new_id = s.scalars(insert(table_of(Entry)).returning(table_of(Entry).c.id), [{
                 "phonebook_id": book_id, "created_at": now, "updated_at": now,
                 **{k: before[k] for k in _VALUES}}]).one()
             _numbers(s, new_id, before)
@@ -173,4 +173,4 @@ def _numbers(s: Session, entry_id: int, snap: Snapshot) -> None:
     rows = [{"entry_id": entry_id, "position": i, "type": n["type"], "number": n["number"],
              "e164": n["e164"]} for i, n in enumerate(snap["numbers"])]
     if rows:
-        s.execute(insert(Number.__table__), rows)
+        s.execute(insert(table_of(Number)), rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,7 +23,7 @@ log = logs.get("cli")
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(EXIT_CONFIG)
 

@@ -19,7 +19,8 @@ from .common import load_settings, open_db
 log = logs.get("cli")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("db", parents=[common], help="database schema")
     dsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     dsub.add_parser("init", parents=[common], help="create or upgrade the schema"

@@ -59,7 +59,8 @@ LABELS = {
 }
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("configure", parents=[common],
                             help="answer the installer's questions on a terminal")
     parser.add_argument(

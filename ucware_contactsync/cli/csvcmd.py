@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from contextlib import nullcontext
 
 from .. import logs
 from ..csvimport import ImportResult
 from ..csvimport import import_csv as run_import
+from ..db import Database
 from ..errors import EXIT_OK
 from ..sync.lock import RunLock
 from .common import open_db
@@ -15,7 +17,8 @@ from .common import open_db
 log = logs.get("csv")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import-csv", parents=[common], help="import a CSV file into phonebooks")
     p.add_argument("file")
     p.add_argument("--user", metavar="EMAIL", help="owner for files without an owner column")
@@ -55,7 +58,8 @@ def import_vcard(args: argparse.Namespace) -> int:
     return _summary(args, result)
 
 
-def _locked(args: argparse.Namespace, run) -> ImportResult:  # type: ignore[no-untyped-def]
+def _locked(args: argparse.Namespace,
+            run: Callable[[Database], ImportResult]) -> ImportResult:
     database = open_db(args)
     # Same lock as the sync: an import never writes while the nightly run does.
     try:

@@ -25,7 +25,8 @@ from .synccmd import shared_source
 GROUP = "Outlook-Kontakte"
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("demo", parents=[common],
                        help="run the whole job against a bundled fake Exchange Online")
     p.add_argument("--api", choices=("auto", *SOURCES), default="auto",

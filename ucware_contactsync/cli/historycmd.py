@@ -20,7 +20,8 @@ log = logs.get("history")
 SYMBOL = {"added": "+", "updated": "~", "removed": "-"}
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("history", parents=[common],
                        help="the runs that changed phonebooks, newest first")
     p.add_argument("--user", metavar="EMAIL", help="only phonebooks of this user")

@@ -13,7 +13,8 @@ from .sharedcmd import check_shared
 log = logs.get("check")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("check", parents=[common], help="pre-flight: token and each mailbox")
     p.add_argument("--user", metavar="EMAIL", action="append", default=[],
                    help="check only this user (repeatable)")

@@ -17,7 +17,8 @@ from .common import chosen_source, load_settings, open_db
 log = logs.get("sync")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sync", parents=[common], help="import Outlook contacts (the default)")
     p.add_argument("--user", metavar="EMAIL", action="append", default=[],
                    help="only this user (repeatable)")

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from .. import phonebook as pb
 from .. import settings_store
-from ..contact import Contact
+from ..contact import NUMBER_TYPES, Contact
 from ..db import Database
 from ..directory import selected_users
 from ..errors import UsageError
@@ -170,15 +170,15 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
     layout = fm.detect(header.cells)
     if layout is None:
         cols = ", ".join(repr(c.strip()) for c in header.cells[:6] if c.strip())
-        more = ", ..." if len(header.cells) > 6 else ""
-        raise UsageError(f"{shown} line 1: the header row ({cols}{more}) matches no known CSV "
+        cut = ", ..." if len(header.cells) > 6 else ""
+        raise UsageError(f"{shown} line 1: the header row ({cols}{cut}) matches no known CSV "
                          "format", fm.expected_formats())
     if layout.unknown or layout.duplicates:
         probs = [Problem(1, f"unknown column {c!r}") for c in layout.unknown]
         probs += [Problem(1, f"column {c!r} appears twice") for c in layout.duplicates]
         raise CsvImportError(shown, probs, "use only the columns of docs/csv-format.md: "
                              f"{', '.join(fm.OWN_COLUMNS)} and the number types "
-                             f"{', '.join(fm.NUMBER_TYPES)}")
+                             f"{', '.join(NUMBER_TYPES)}")
     has_owner = layout.has(fm.OWNER)
     has_book = layout.has(fm.BOOK)
     if not has_owner and not user:
@@ -322,8 +322,8 @@ def _resolve(s: Session, records: list[Record], sync_title: str, writer: Origin
     wanted = {r.owner.strip().lower() for r in records}
     users: dict[str, User] = {}
     for chunk in _chunks(sorted(wanted), 500):
-        for u in s.scalars(select(User).where(User.email_key.in_(chunk))):
-            users[u.email_key or ""] = u
+        for found in s.scalars(select(User).where(User.email_key.in_(chunk))):
+            users[found.email_key or ""] = found
     synced = {u.id for u in selected_users(s)}
     lines: dict[str, list[int]] = defaultdict(list)  # unknown owner (lower) -> its lines
     written: dict[str, str] = {}
@@ -347,8 +347,8 @@ def _resolve(s: Session, records: list[Record], sync_title: str, writer: Origin
         # The title the mailbox sync keeps for its users is its own, even before its first run.
         reserved = Origin.MAILBOX if title == sync_title and u.id in synced else None
         if may_write(book.source if book else None, writer, reserved) is None:
-            owner = origin_of(book.source) if book else reserved
-            keeper = owner.label if owner else "not for file imports"
+            holder = origin_of(book.source) if book else reserved
+            keeper = holder.label if holder else "not for file imports"
             what = "a vCard file" if writer is Origin.VCARD else "a CSV file"
             problems.append(Problem(first_line[(u.id, title)],
                                     f"{u.email} / {title} is {keeper}; {what} cannot fill "

@@ -109,9 +109,10 @@ class TokenProvider:
     def token(self) -> dict[str, Any]:
         """The current token dict (``access_token``, ``expires_at``...), fetched if needed."""
         with self._lock:
-            if not self._fresh_enough():
-                self._token = self._fetch()
-            return dict(self._token)  # type: ignore[arg-type]
+            token = self._token
+            if token is None or not self._fresh_enough():
+                token = self._token = self._fetch()
+            return dict(token)
 
     def access_token(self) -> str:
         return str(self.token()["access_token"])
@@ -147,7 +148,8 @@ class TokenProvider:
             token = session.fetch_token(
                 token_url=self.token_url, client_id=self.client_id,
                 client_secret=self._secret, scope=[self.scope], include_client_id=True,
-                timeout=self.timeout, verify=self.verify,
+                # The stubs say bool; requests-oauthlib hands it to requests, which takes a path.
+                timeout=self.timeout, verify=self.verify,  # type: ignore[arg-type]
             )
         except OAuth2Error as exc:
             if exc.error in ("temporarily_unavailable", "server_error") or \

@@ -70,7 +70,7 @@ class TrustAdapter(requests.adapters.HTTPAdapter):
     and refuses a redirect to another origin with a ``SourceError`` (as ``origin.py`` does
     for Graph and the token endpoint)."""
 
-    def send(self, request: requests.PreparedRequest,  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest,
              *args: Any, **kwargs: Any) -> requests.Response:
         url = request.url or ""
         here = _source.get(origin(url)) or _trusted.get(origin(url))
@@ -104,7 +104,7 @@ def apply(ews_url: str = "", ca_file: str = DEFAULT_CA_BUNDLE_PATH) -> None:
     there, trusting ``ca_file``; an earlier source's origin and CA are dropped, so they never
     widen what this one trusts."""
     with _lock:
-        BaseProtocol.decrease_poolsize = _decrease_poolsize  # type: ignore[method-assign]
+        BaseProtocol.decrease_poolsize = _decrease_poolsize
         BaseProtocol.HTTP_ADAPTER_CLS = TrustAdapter
         if ews_url:
             _source.clear()
@@ -142,11 +142,11 @@ class ProviderCredentials(OAuth2Credentials):
         self._provider = provider
 
     @property
-    def token_url(self) -> str:  # type: ignore[override]
+    def token_url(self) -> str:
         return self._provider.token_url
 
     @property
-    def scope(self) -> list[str]:  # type: ignore[override]
+    def scope(self) -> list[str]:
         return [self._provider.scope]
 
     def session_params(self) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class FolderChanges(SyncFolderHierarchy):
     """SyncFolderHierarchy answering (change, folder id, folder class): exchangelib's own
     parser needs Folder objects, i.e. the GetFolder round trips this source avoids."""
 
-    def _elem_to_obj(self, elem):  # type: ignore[no-untyped-def, override]
+    def _elem_to_obj(self, elem: Any) -> tuple[str, str, str]:
         change = self.change_types_map[elem.tag]
         node = elem if change == self.DELETE else elem[0]
         fid = node.find(f"{{{TNS}}}FolderId")

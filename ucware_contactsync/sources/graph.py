@@ -422,7 +422,7 @@ class _Call:
                 return max(0.0, exc.retry_after)
             if exc.kind == "throttled":
                 return float(min(60, 2 ** (rs.attempt_number - 1)))
-            return min(8.0, self.source.backoff * 2 ** (tries["transient"] - 1))
+            return float(min(8.0, self.source.backoff * 2 ** (tries["transient"] - 1)))
 
         def stop(rs: RetryCallState) -> bool:
             exc = _retry_exc(rs)

@@ -28,7 +28,7 @@ CA_BY_ORIGIN: dict[str, str] = {}
 class CAAdapter(requests.adapters.HTTPAdapter):
     """Verify TLS against the registered CA of the origin being called."""
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         parts = urlsplit(request.url)
         ca = CA_BY_ORIGIN.get(f"{parts.scheme}://{parts.netloc}")
         if ca:
@@ -60,11 +60,11 @@ def ews_credentials(fx: FakeExchange, client_id: str, secret: str,
 
     class FakeCloudCredentials(OAuth2Credentials):
         @property
-        def token_url(self) -> str:  # type: ignore[override]
+        def token_url(self) -> str:
             return fx.token_url(self.tenant_id)
 
         @property
-        def scope(self) -> list[str]:  # type: ignore[override]
+        def scope(self) -> list[str]:
             return [fx.scope]
 
     return FakeCloudCredentials(client_id=client_id, client_secret=secret,

@@ -186,14 +186,14 @@ def _text(tag: str, value: str) -> str:
 
 
 def _ts(d: Any) -> str:
-    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(d.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def render_item(item: Item, shape: Shape) -> str:
     """XML of one item for ``shape``; cached until the item changes."""
     key = ("ews", shape)
     cached = item.cache.get(key)
-    if cached is not None:
+    if isinstance(cached, str):
         return cached
     w = shape.wants
     folder = item.folder
@@ -300,7 +300,8 @@ class Ews:
             return 500, soap_fault("ErrorInvalidOperation",
                                    f"The fake Exchange does not implement {req.operation}.")
         with self.tenant.lock:
-            return handler(req.body, mbx)
+            answer: tuple[int, bytes] = handler(req.body, mbx)
+            return answer
 
     # helpers
     def _folder(self, el: Any, mbx: Mailbox) -> Folder | str:

@@ -317,7 +317,8 @@ class Faults:
         """Lifetime of the token being issued (consumes a ``count`` of token_lifetime)."""
         with self._lock:
             if self._lifetime_next.take():
-                return self._lifetime_next.value
+                value: int | None = self._lifetime_next.value
+                return value
             return self._token_lifetime
 
 

@@ -49,7 +49,8 @@ class InvalidToken(Exception):
 
 def decode_unverified(token: str) -> dict[str, Any]:
     """Claims of a JWT without checking anything (tests use it to look at ``roles``)."""
-    return json.loads(b64url_decode(token.split(".")[1]))
+    claims: dict[str, Any] = json.loads(b64url_decode(token.split(".")[1]))
+    return claims
 
 
 def verify_token(key: bytes, token: str, now: float | None = None) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def verify_token(key: bytes, token: str, now: float | None = None) -> dict[str, 
     expected = hmac.new(key, signing_input, hashlib.sha256).digest()
     try:
         sig = b64url_decode(parts[2])
-        claims = json.loads(b64url_decode(parts[1]))
+        claims: dict[str, Any] = json.loads(b64url_decode(parts[1]))
     except (binascii.Error, ValueError) as exc:
         raise InvalidToken("IDX14100: JWT is not well formed.") from exc
     if not hmac.compare_digest(sig, expected):

@@ -5,6 +5,8 @@ Revises: 0002
 Create Date: 2026-11-30 22:40:00
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -14,7 +16,8 @@ down_revision = '0002'
 branch_labels = None
 depends_on = None
 
-MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin",
+                         "mysql_engine": "InnoDB"}
 SNAPSHOT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
