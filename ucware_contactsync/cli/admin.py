@@ -186,8 +186,8 @@ def phonebook_show(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return EXIT_OK
     for b in books:
-        owner = b["owner"] or "shared"
-        print(f"{owner} / {b['name']} ({b['source']}, {len(b['entries'])} entries)")
+        shown = b["owner"] or "shared"
+        print(f"{shown} / {b['name']} ({b['source']}, {len(b['entries'])} entries)")
         for e in b["entries"]:
             nums = ", ".join(f"{n['type']}: {n['number']}" for n in e["numbers"])
             mark = "" if e["source_id"] else "  [by hand]"

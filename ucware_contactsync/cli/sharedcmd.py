@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from sqlalchemy import func, select
 
 from .. import logs
+from ..db import Database
 from ..errors import EXIT_OK, UsageError
 from ..model import EMAIL_LEN, NAME_LEN, Entry, Phonebook
 from ..ownership import Origin
@@ -20,7 +22,8 @@ log = logs.get("cli")
 KINDS = ("shared-mailbox", "public-folder")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("shared", parents=[common],
                        help="shared phonebooks from shared mailboxes or public folders")
     ssub = p.add_subparsers(dest="shared_command", metavar="ACTION", required=True)
@@ -64,6 +67,8 @@ def shared_add(args: argparse.Namespace) -> int:
                          "whole path with --public-folder")
     database = open_db(args)
     conf = load_settings(database)
+    mailbox: str | None
+    folder: str | None
     if args.public_folder:
         if conf.office365:
             raise UsageError(
@@ -102,7 +107,7 @@ def _keeper(book: Phonebook) -> str:
     return f"{Origin(book.source).label}{' ' + where if where else ''}"
 
 
-def _rows(database) -> list[dict]:  # type: ignore[no-untyped-def]
+def _rows(database: Database) -> list[dict[str, Any]]:
     conf = load_settings(database)
     with database.session() as s:
         counts = dict(s.execute(select(Entry.phonebook_id, func.count(Entry.id))

@@ -84,7 +84,8 @@ def shared_source(conf: Settings, choice: Choice, book: SharedBook) -> ContactSo
     if book.kind == "public-folder":
         from ..sources.public_folders import PublicFolderSource
 
-        return PublicFolderSource(conf, book.folder or "")
+        source: ContactSource = PublicFolderSource(conf, book.folder or "")
+        return source
     from ..sources.shared_mailbox import open_shared
 
     return open_shared(conf, choice.api, book.folder, choice.tokens)

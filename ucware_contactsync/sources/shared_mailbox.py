@@ -63,4 +63,4 @@ def open_shared(settings: Settings, api: str, folder: str | None,
     from .registry import SOURCES
 
     cls = SOURCES[api].load()
-    return cls(settings, tokens=tokens, include_subfolders=True)  # type: ignore[call-arg]
+    return cls(settings, tokens=tokens, include_subfolders=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote
@@ -169,7 +170,7 @@ class Directory:
                 if obj.id in g.members:
                     g.members.remove(obj.id)
 
-    def add_group(self, display_name: str, members: list[DirObject | Group] = ()) -> Group:
+    def add_group(self, display_name: str, members: Sequence[DirObject | Group] = ()) -> Group:
         with self.tenant.lock:
             g = Group(self._new_id(), display_name, [m.id for m in members])
             self.groups[g.id] = g
@@ -295,9 +296,9 @@ def _page(tenant: Tenant, objs: list[DirObject], params: dict[str, str], link: s
         for v, o in zip(body["value"], page, strict=True):
             v["@odata.type"] = f"#microsoft.graph.{o.kind}"
     if offset + size < len(objs):
-        tok = tenant.seal({"t": "dirlist", "o": offset + size, "n": size, "s": list(select)},
-                          urlsafe=True)
-        body["@odata.nextLink"] = f"{link}?%24skiptoken={quote(tok, safe='')}"
+        sealed = tenant.seal({"t": "dirlist", "o": offset + size, "n": size, "s": list(select)},
+                             urlsafe=True)
+        body["@odata.nextLink"] = f"{link}?%24skiptoken={quote(sealed, safe='')}"
     return GraphReply(200, body, operation=operation)
 
 
