@@ -254,6 +254,11 @@ def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
     # public folders are refused on Exchange Online, with the reason
     r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "PF")
     assert r.code == 2 and "on-premises Exchange" in r.err and len(r.err.splitlines()) == 1
+    # on-premises: not built yet, said in one line
+    assert cli("config", "set", "office365", "false").code == 0
+    r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "PF")
+    assert r.code == 2 and "not supported by this version" in r.err
+    assert len(r.err.splitlines()) == 1
 
 
 def test_demo_shows_company_phonebooks(cli):

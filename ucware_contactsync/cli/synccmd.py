@@ -82,10 +82,8 @@ def shared_source(conf: Settings, choice: Choice, book: SharedBook) -> ContactSo
         tokens = choice.tokens if choice.api == "graph" and choice.tokens else None
         return DirectorySource(conf, tokens=tokens or graph_tokens(conf))
     if book.kind == "public-folder":
-        from ..sources.public_folders import PublicFolderSource
-
-        source: ContactSource = PublicFolderSource(conf, book.folder or "")
-        return source
+        raise SourceError(Kind.ACCESS_DENIED, "reading public folders is not supported by "
+                          "this version", "move the contacts into a shared mailbox")
     from ..sources.shared_mailbox import open_shared
 
     return open_shared(conf, choice.api, book.folder, choice.tokens)
