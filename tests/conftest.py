@@ -11,7 +11,7 @@ import io
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- no secret in any output: checked after every test ---------------------------------------
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep what pytest captured (stdout, stderr, log) for the secret scan below."""
+    report = yield
+    item.stash.setdefault(_CAPTURED, []).extend(
+        (report.capstdout, report.capstderr, report.caplog))
+    return report
+
+
 _CLI_OUTPUTS: list[str] = []  # stdout + stderr of every `cli` call of the running test
+_CAPTURED = pytest.StashKey[list[str]]()  # what pytest captured for the test (per phase)
 _CLI_SECRETS: set[str] = set()  # values given to `config set client_secret|ews_password`
 
 
@@ -73,8 +84,8 @@ def _no_secret_in_output(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("prints_secret"):
         return
     texts = [*read, *_CLI_OUTPUTS]
-    # What pytest captured so far (stdout, stderr, log of setup and call; no public accessor).
-    texts += [content for _when, _key, content in request.node._report_sections]
+    # What pytest captured in setup and call (kept by pytest_runtest_makereport above).
+    texts += request.node.stash.get(_CAPTURED, [])
     for rec in caplog.records if caplog else ():
         texts += [rec.getMessage(), rec.exc_text or ""]
     secrets = {s for s in ISSUED_SECRETS | _CLI_SECRETS if len(s) >= 6}

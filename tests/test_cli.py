@@ -1,4 +1,4 @@
-"""The command line of the BRIEF: admin steps, config, JSON, lookup and bad input."""
+"""The command line of docs/admin-guide.md: admin steps, config, JSON, lookup and bad input."""
 
 from __future__ import annotations
 

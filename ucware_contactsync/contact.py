@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-# The number types of the BRIEF, in EWS order and spelling (our JSON / CLI / CSV names).
+# The number types, in EWS order and spelling (our JSON / CLI / CSV names, docs/csv-format.md).
 NUMBER_TYPES: tuple[str, ...] = (
     "business",
     "business2",

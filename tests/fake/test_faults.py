@@ -91,7 +91,7 @@ def test_token_endpoint_down(fx: FakeExchange, account: Callable[..., Account]) 
     fx.faults.token_endpoint_down(False)
     from exchangelib.protocol import close_connections
 
-    close_connections()  # exchangelib issue #1373: the failed session is lost to the pool
+    close_connections()  # exchangelib's GitHub issue 1373: the failed session is lost to the pool
     assert read(account(ANNA)) > 0
 
 

@@ -1,4 +1,4 @@
-"""CSV import into phonebooks (issue 6): formats, reading, and the import itself."""
+"""CSV import into phonebooks: formats, reading, and the import itself."""
 
 from .importer import BookResult, CsvImportError, ImportResult, Problem, import_csv, parse
 

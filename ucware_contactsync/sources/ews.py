@@ -5,7 +5,7 @@ name (a full read and the next run's state in one pass, 512 items a page), from 
 just the changes. Each page is one retry unit, so a throttled or dropped page is repeated, not
 the whole mailbox.
 
-exchangelib traps handled here (see docs/development.md and the exchangelib notes):
+exchangelib traps handled here (see docs/development.md, "exchangelib traps we handle"):
 * what we override or replace in exchangelib lives in ``exchangelib_patches.py`` (token
   expiry, HTTP 429, cut SOAP answers, the session-pool deadlock, TLS trust); this source
   applies it when it is built;

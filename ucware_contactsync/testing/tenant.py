@@ -45,7 +45,8 @@ CLOCK_START = dt.datetime(2026, 11, 2, 7, 0, 0, tzinfo=dt.UTC)
 
 # Graph v1.0 shows these number types as properties; all others only as MAPI extended props.
 GRAPH_VISIBLE = frozenset({"business", "business2", "home", "home2", "mobile"})
-# Our number type -> MAPI property tag (string props, type 0x001F), see notes/graph-contacts.md.
+# Our number type -> MAPI property tag (string props, type 0x001F), as
+# Outlook stores them (Microsoft Graph: singleValueLegacyExtendedProperty, id "String 0x3A24").
 MAPI_TAGS: dict[str, str] = {
     "business_fax": "0x3A24",
     "home_fax": "0x3A25",
