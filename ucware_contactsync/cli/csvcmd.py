@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 
 from .. import logs
 from ..csvimport import ImportResult
 from ..csvimport import import_csv as run_import
+from ..csvimport.reader import check_file
 from ..db import Database
 from ..errors import EXIT_OK
 from ..sync.lock import RunLock
@@ -53,13 +55,17 @@ def import_vcard(args: argparse.Namespace) -> int:
     from ..vcardimport import import_vcard as run_vcard  # vobject only when needed
 
     result = _locked(args, lambda db: run_vcard(
-        db, args.file, user=args.user, phonebook=args.phonebook, dry_run=args.dry_run))
+        db, args.file, user=args.user, phonebook=args.phonebook, dry_run=args.dry_run),
+        "vCard (.vcf)")
     log.info("%s: %s, %s, %d cards", result.path, result.format, result.encoding, result.rows)
     return _summary(args, result)
 
 
-def _locked(args: argparse.Namespace,
-            run: Callable[[Database], ImportResult]) -> ImportResult:
+def _locked(args: argparse.Namespace, run: Callable[[Database], ImportResult],
+            what: str = "CSV") -> ImportResult:
+    # A FIFO, a device or a huge file is refused before the lock: it must never hold up the
+    # nightly sync (which would give up with exit 75 meanwhile).
+    check_file(Path(args.file), what)
     database = open_db(args)
     # Same lock as the sync: an import never writes while the nightly run does.
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import time
 import unicodedata
 from collections import defaultdict
@@ -33,7 +34,7 @@ from ..model import ID_LEN, User
 from ..ownership import Origin, may_write, origin_of
 from . import formats as fm
 from .mapping import RowMapper, UnmappedNumbers
-from .reader import ACCEPTED_ENCODINGS, ReadError, decode, delimiter_name, rows, sniff_delimiter
+from .reader import ACCEPTED_ENCODINGS, ReadError, check_file, delimiter_name, open_csv
 
 MAX_LISTED = 20  # problems listed before "and N more"
 
@@ -66,7 +67,7 @@ class CsvImportError(UsageError):
         return "\n".join([super().__str__(), *self.details()])
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One data row, turned into what the writer needs."""
 
@@ -138,11 +139,9 @@ def _fit_id(key: str) -> str:
 
 
 def read_file(path: Path, what: str = "CSV") -> bytes:
+    check_file(path, what)  # a regular file within the size limit
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"file {path} does not exist", f"give the path of a {what} file"
-                         ) from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -153,16 +152,15 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
     a column that holds phone numbers but is not imported is a problem."""
     path = Path(path)
     shown = str(path)
-    data = read_file(path)
     try:
-        text, encoding = decode(data)
+        csv_file = open_csv(path)  # checks the encoding of the whole file, in pieces
     except ReadError as exc:
         raise CsvImportError(shown, [Problem(exc.line, exc.message)],
                              f"save it as CSV in {ACCEPTED_ENCODINGS} and run again") from None
-    if not text.strip():
+    if csv_file.blank:
         raise UsageError(f"{shown} is empty", "export the contacts again")
-    delimiter = sniff_delimiter(text)
-    it = rows(text, delimiter)
+    encoding, delimiter = csv_file.encoding, csv_file.delimiter
+    it = csv_file.rows()
     try:
         header = next(it)
     except ReadError as exc:
@@ -222,7 +220,8 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
             if not contact.name and not contact.numbers:
                 problems.append(Problem(row.line, "neither a name nor a phone number"))
                 continue
-            records.append(Record(row.line, owner, title, contact))
+            # Interned: the same owner and title repeat on every row (memory of big files).
+            records.append(Record(row.line, sys.intern(owner), sys.intern(title), contact))
             ids.append(row_id)
     except ReadError as exc:
         problems.append(Problem(exc.line, exc.message))
