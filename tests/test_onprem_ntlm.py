@@ -236,3 +236,78 @@ def test_no_token_or_password_in_journal_lines(onprem, db_url):
     assert re.search(r"^<5>.*sync via ews: 2 users synced", journal, re.MULTILINE)
     assert re.search(r"^<7>.*Request headers", journal, re.MULTILINE)
     _no_auth_material(office, journal + proc.stdout.decode())
+
+
+# -- the fake's IIS behaviour, on the raw wire ------------------------------------------------
+
+def _leg(session, fx, auth: str | None):  # type: ignore[no-untyped-def]
+    headers = {"Content-Type": "text/xml; charset=utf-8", **({"Authorization": auth} if auth
+                                                             else {})}
+    return session.post(fx.ews_url, data=b"<x/>", headers=headers, verify=fx.ca_file)
+
+
+@pytest.mark.parametrize("scheme", ["NTLM", "Negotiate"])
+def test_fake_iis_handshake_on_the_wire(scheme):
+    """401 with one WWW-Authenticate line per scheme; the challenge belongs to its connection;
+    DOMAIN\\user and UPN sign in (Extended Protection off: the raw client sends no binding)."""
+    import base64
+
+    import requests
+    import spnego
+
+    from ucware_contactsync.testing import FakeExchange
+
+    tenant = generate_tenant(seed=1, mailboxes=1, contacts_per_mailbox=1)
+    with FakeExchange(tenant, on_premises=True, extended_protection=False) as fx:
+        acct = fx.service_account
+        with requests.Session() as s:
+            first = _leg(s, fx, None)
+            assert first.status_code == 401
+            assert first.raw.headers.getlist("WWW-Authenticate") == ["Negotiate", "NTLM"]
+            for name in (acct.name, acct.upn):
+                client = spnego.client(name, acct.password, protocol="ntlm",
+                                       options=spnego.NegotiateOptions.use_ntlm)
+                token = base64.b64encode(client.step()).decode()
+                second = _leg(s, fx, f"{scheme} {token}")
+                assert second.status_code == 401
+                challenge = second.headers["WWW-Authenticate"]
+                assert challenge.startswith(f"{scheme} ")
+                reply = client.step(base64.b64decode(challenge.split(" ", 1)[1]))
+                third = _leg(s, fx, f"{scheme} {base64.b64encode(reply).decode()}")
+                # signed in: EWS itself answers (a schema error for the junk body)
+                assert third.status_code == 500 and b"ErrorSchemaValidation" in third.content
+                assert _leg(s, fx, None).status_code == 500  # the connection stays signed in
+        assert acct.logons == 2
+        # The third leg on another connection than the challenge: refused, as IIS does.
+        client = spnego.client(acct.name, acct.password, protocol="ntlm",
+                               options=spnego.NegotiateOptions.use_ntlm)
+        with requests.Session() as a, requests.Session() as b:
+            token = base64.b64encode(client.step()).decode()
+            challenge = _leg(a, fx, f"NTLM {token}").headers["WWW-Authenticate"]
+            reply = client.step(base64.b64decode(challenge.split(" ", 1)[1]))
+            assert _leg(b, fx, f"NTLM {base64.b64encode(reply).decode()}").status_code == 401
+        assert fx.ntlm.outcomes["no_handshake"] == 1 and acct.logons == 2
+
+
+def test_fake_extended_protection_refuses_a_foreign_binding():
+    """With Extended Protection (the default) a channel binding for another certificate fails,
+    even with the right password."""
+    import base64
+
+    import requests
+    import spnego
+    from spnego.channel_bindings import GssChannelBindings
+
+    from ucware_contactsync.testing import FakeExchange
+
+    tenant = generate_tenant(seed=1, mailboxes=1, contacts_per_mailbox=1)
+    with FakeExchange(tenant, on_premises=True) as fx, requests.Session() as s:
+        acct = fx.service_account
+        other = GssChannelBindings(application_data=b"tls-server-end-point:" + b"\x00" * 32)
+        client = spnego.client(acct.name, acct.password, protocol="ntlm", channel_bindings=other,
+                               options=spnego.NegotiateOptions.use_ntlm)
+        token = base64.b64encode(client.step()).decode()
+        challenge = _leg(s, fx, f"NTLM {token}").headers["WWW-Authenticate"]
+        reply = client.step(base64.b64decode(challenge.split(" ", 1)[1]))
+        assert _leg(s, fx, f"NTLM {base64.b64encode(reply).decode()}").status_code == 401
+        assert fx.ntlm.outcomes["channel_binding"] == 1 and acct.bad_logons == 0

@@ -22,10 +22,12 @@ mailboxes) is checked by the server after the logon: ``ServiceAccount.may_impers
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import tempfile
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -43,8 +45,15 @@ from .tenant import ISSUED_SECRETS
 
 LOCKED_OUT = b"The referenced account is currently locked out and may not be logged on to."
 _CHALLENGE = ("Negotiate", "NTLM")
-# $NTLM_USER_FILE is one variable per process: the fakes of one process take turns.
-_ENV_LOCK = threading.Lock()
+# $NTLM_USER_FILE is one variable per process, and changing the environment while other
+# threads read it (requests looks for proxy variables on every request) can fail them. So it
+# is set once, when this module is imported, to one file per process; the fakes of a process
+# take turns writing their accounts into it right before pyspnego reads it.
+_USER_FILE = Path(tempfile.gettempdir()) / f"fake-ntlm-{os.getpid()}-{uuid.uuid4().hex[:8]}.passwd"
+os.environ["NTLM_USER_FILE"] = str(_USER_FILE)
+_USER_FILE.touch(mode=0o600)  # NT hashes: owner only, before anything is written
+atexit.register(_USER_FILE.unlink, missing_ok=True)
+_FILE_LOCK = threading.Lock()
 
 
 class Connection(Protocol):
@@ -99,9 +108,7 @@ class NtlmAcceptor:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        fd, name = tempfile.mkstemp(prefix="fake-ntlm-", suffix=".passwd")
-        os.close(fd)
-        self.user_file = Path(name)
+        self._text = ""  # this fake's credential file
         self._bindings: GssChannelBindings | None = None
         self._write()
 
@@ -134,9 +141,6 @@ class NtlmAcceptor:
             account.password = password
             self._write()
 
-    def close(self) -> None:
-        self.user_file.unlink(missing_ok=True)
-
     def _write(self) -> None:
         from spnego._ntlm_raw.crypto import ntowfv1  # the NT hash; pyspnego's own
 
@@ -145,9 +149,7 @@ class NtlmAcceptor:
             nt = base64.b16encode(ntowfv1(a.password)).decode()
             for login in filter(None, (a.name, a.upn)):
                 lines.append(f"{login}:1000:{'0' * 32}:{nt}:[U]:LCT-00000000")
-        tmp = self.user_file.with_suffix(".new")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(self.user_file)
+        self._text = "\n".join(lines) + "\n"
 
     def _account(self, principal: str) -> ServiceAccount | None:
         low = principal.lower()
@@ -174,7 +176,7 @@ class NtlmAcceptor:
         if token.startswith(b"NTLMSSP\x00\x01"):  # leg 1: negotiate -> challenge
             # NTLM in a Negotiate header without the SPNEGO wrapper, as Windows accepts it.
             conn.ntlm_account = None
-            with _user_file(self.user_file):
+            with _credentials(self._text):
                 conn.ntlm_context = spnego.server(
                     protocol="ntlm", options=spnego.NegotiateOptions.use_ntlm,
                     channel_bindings=self._bindings)
@@ -193,7 +195,7 @@ class NtlmAcceptor:
                 self._count("locked")
                 return _challenge(LOCKED_OUT)
             try:
-                with _user_file(self.user_file):
+                with _credentials(self._text):
                     ctx.step(token)
             except SpnegoError as exc:
                 if acct is None:
@@ -227,19 +229,12 @@ def _challenge(body: bytes = b"") -> Refusal:
 
 
 @contextmanager
-def _user_file(path: Path) -> Iterator[None]:
-    """$NTLM_USER_FILE set to ``path`` while pyspnego's acceptor reads it (when it is created
-    and at the third leg), then as it was."""
-    with _ENV_LOCK:
-        old = os.environ.get("NTLM_USER_FILE")
-        os.environ["NTLM_USER_FILE"] = str(path)
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = old
+def _credentials(text: str) -> Iterator[None]:
+    """The process's $NTLM_USER_FILE holds ``text`` while pyspnego's acceptor reads it (when
+    it is created and at the third leg)."""
+    with _FILE_LOCK:
+        _USER_FILE.write_text(text, encoding="utf-8")
+        yield
 
 
 def _principal(authenticate: bytes) -> str:

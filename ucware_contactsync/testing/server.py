@@ -527,8 +527,6 @@ class FakeExchange:
         if self._own_dir and self._cert_dir is not None:
             shutil.rmtree(self._cert_dir, ignore_errors=True)
             self._cert_dir = None
-        if self.ntlm is not None:
-            self.ntlm.close()
 
     def __enter__(self) -> FakeExchange:
         return self.start()
