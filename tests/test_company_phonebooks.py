@@ -254,11 +254,6 @@ def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
     # public folders are refused on Exchange Online, with the reason
     r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "PF")
     assert r.code == 2 and "on-premises Exchange" in r.err and len(r.err.splitlines()) == 1
-    # on-premises: not built yet, said in one line
-    assert cli("config", "set", "office365", "false").code == 0
-    r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "PF")
-    assert r.code == 2 and "not supported by this version" in r.err
-    assert len(r.err.splitlines()) == 1
 
 
 def test_demo_shows_company_phonebooks(cli):
@@ -267,3 +262,52 @@ def test_demo_shows_company_phonebooks(cli):
     assert "shared / Firma (directory): 5 entries" in r.out
     assert "shared / Kontakte (shared-mailbox):" in r.out
     assert "(a colleague's mobile) -> IT-Support (shared phonebook 'Firma')" in r.out
+
+
+def test_public_folder_on_premises(office_factory, cli):
+    """On-premises Exchange (NTLM service account): FindItem and change keys; an unchanged
+    public folder writes nothing and is never read with GetItem."""
+    from ucware_contactsync.testing import public_folders
+
+    t = Tenant(seed=21)
+    t.add_app(roles=("full_access_as_app",))
+    t.add_mailbox("anna.berg@contoso.de").add_contact(given_name="A", surname="B",
+                                                      numbers={"mobile": "0171 1"})
+    kontakte = public_folders.add_folder(t, "Firma/Kontakte")
+    lieferanten = public_folders.add_folder(t, "Firma/Kontakte/Lieferanten")
+    public_folders.add_folder(t, "Firma/Andere")
+    pf = public_folders.store(t)
+    empfang = pf.add_contact(display_name="Empfang", folder=kontakte,
+                             numbers={"business": "089 4711-0"})
+    hv = pf.add_contact(display_name="Hausverwaltung", folder=kontakte,
+                        numbers={"business": "089 123456"})
+    pf.add_contact(display_name="Lieferant Müller", folder=lieferanten,
+                   numbers={"mobile": "0160 5550123"})
+    office = office_factory(t, on_premises=True)
+    r = cli("shared", "add", "--public-folder", "Firma/Kontakte", "--phonebook", "Firma")
+    assert r.code == 0, r.err
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    book = shared(office.books())["Firma"]
+    assert book["source"] == "public-folder"
+    assert names(book) == {"Empfang", "Hausverwaltung", "Lieferant Müller"}
+    # unchanged: FindItem per folder, no GetItem, nothing written
+    office.fx.clear_requests()
+    r = office.sync("-v")
+    assert r.code == 0 and "Firma' (public folder: Firma/Kontakte): 0 added, 0 updated, " \
+        "0 removed" in r.err
+    ops = [x.operation for x in office.fx.requests_for("ews") if x.operation]
+    assert "GetItem" not in ops and ops.count("FindItem") == 2
+    # a changed and a deleted contact
+    pf.update_contact(hv.id, numbers={"business": "089 654321"})
+    pf.delete_contact(empfang.id)
+    r = office.sync("-v")
+    assert r.code == 0 and "0 added, 1 updated, 1 removed" in r.err
+    assert names(shared(office.books())["Firma"]) == {"Hausverwaltung", "Lieferant Müller"}
+    # a path that does not exist fails that phonebook only, with one line
+    assert cli("shared", "add", "--public-folder", "Firma/Gibtsnicht",
+               "--phonebook", "Weg").code == 0
+    r = office.sync()
+    assert r.code == 1
+    failed = [x for x in r.err.splitlines() if "FAILED" in x]
+    assert len(failed) == 1 and "'Firma/Gibtsnicht' not found" in failed[0]

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     ssub = p.add_subparsers(dest="shared_command", metavar="ACTION", required=True)
     a = ssub.add_parser("add", parents=[common], help="fill a shared phonebook from a shared "
                         "mailbox or (on-premises) a public folder")
-    a.add_argument("mailbox", nargs="?", metavar="MAILBOX", help="the shared mailbox's address")
+    a.add_argument("mailbox", nargs="?", metavar="MAILBOX",
+                   help="the shared mailbox's address; with --public-folder: the mailbox whose "
+                   "user may read the folder (default: the first user the sync selects)")
     a.add_argument("--phonebook", metavar="TITLE", required=True)
     a.add_argument("--folder", metavar="NAME",
                    help="only this contact folder (below Contacts) and its subfolders")
@@ -59,8 +61,8 @@ def _check_len(what: str, value: str, limit: int) -> str:
 
 def shared_add(args: argparse.Namespace) -> int:
     title = _check_len("--phonebook", args.phonebook, NAME_LEN)
-    if bool(args.mailbox) == bool(args.public_folder):
-        raise UsageError("give either MAILBOX or --public-folder PATH",
+    if not args.mailbox and not args.public_folder:
+        raise UsageError("give MAILBOX or --public-folder PATH",
                          "e.g. 'shared add kontakte@contoso.de --phonebook Kontakte'")
     if args.public_folder and args.folder:
         raise UsageError("--folder belongs to a shared mailbox; give the public folder's "
@@ -77,16 +79,16 @@ def shared_add(args: argparse.Namespace) -> int:
                 "there ends on 2027-04-01",
                 "move the contacts to a shared mailbox and use 'shared add MAILBOX "
                 "--phonebook TITLE', or set office365=false for an on-premises server")
-        # The EWS FindItem source for public folders is not built yet (see the admin guide).
-        raise UsageError("reading public folders of an on-premises Exchange Server is not "
-                         "supported by this version",
-                         "move the contacts into a shared mailbox and use 'shared add "
-                         "MAILBOX --phonebook TITLE', or export them and use import-csv")
-    kind, mailbox = "shared-mailbox", _check_len("MAILBOX", args.mailbox, EMAIL_LEN)
-    if "@" not in mailbox:
-        raise UsageError(f"{mailbox!r} is not an e-mail address",
-                         "give the shared mailbox's primary SMTP address")
-    folder = _check_len("--folder", args.folder, NAME_LEN) if args.folder else None
+        # Read as MAILBOX (optional: else the first user the sync selects).
+        mailbox = _check_len("MAILBOX", args.mailbox, EMAIL_LEN) if args.mailbox else None
+        kind, folder = "public-folder", _check_len("--public-folder",
+                                                   args.public_folder.strip("/"), NAME_LEN)
+    else:
+        kind, mailbox = "shared-mailbox", _check_len("MAILBOX", args.mailbox, EMAIL_LEN)
+        if "@" not in mailbox:
+            raise UsageError(f"{mailbox!r} is not an e-mail address",
+                             "give the shared mailbox's primary SMTP address")
+        folder = _check_len("--folder", args.folder, NAME_LEN) if args.folder else None
     with RunLock(database.url), database.session() as s:
         existing = find_shared(s, title)
         if existing is not None:

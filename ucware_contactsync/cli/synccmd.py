@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import nullcontext
 
-from .. import history, logs
+from .. import directory, history, logs
 from ..db import Database
 from ..settings import Settings
 from ..sources import Choice, ContactSource, Kind, SourceError, graph_tokens
@@ -61,10 +61,11 @@ def sync_shared(database: Database, conf: Settings, choice: Choice, *, dry_run: 
     """Sync the shared phonebooks; None when there are none."""
     with database.session() as s:
         books = configured(s, conf)
+        read_as = next((u.email for u in directory.selected_users(s) if u.email), "")
     if not books:
         return None
     run = SharedSync(database, conf, lambda book: shared_source(conf, choice, book),
-                     dry_run=dry_run, full=full, force=force).run(books)
+                     dry_run=dry_run, full=full, force=force, read_as=read_as).run(books)
     log.log(logs.NOTICE, run.summary())
     return run
 
@@ -82,8 +83,9 @@ def shared_source(conf: Settings, choice: Choice, book: SharedBook) -> ContactSo
         tokens = choice.tokens if choice.api == "graph" and choice.tokens else None
         return DirectorySource(conf, tokens=tokens or graph_tokens(conf))
     if book.kind == "public-folder":
-        raise SourceError(Kind.ACCESS_DENIED, "reading public folders is not supported by "
-                          "this version", "move the contacts into a shared mailbox")
+        from ..sources.public_folders import PublicFolderSource
+
+        return PublicFolderSource(conf, book.folder or "")
     from ..sources.shared_mailbox import open_shared
 
     return open_shared(conf, choice.api, book.folder, choice.tokens)

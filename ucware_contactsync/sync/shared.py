@@ -119,13 +119,14 @@ class SharedSync:
 
     def __init__(self, database: Database, settings: Settings,
                  open_source: Callable[[SharedBook], ContactSource], *, dry_run: bool = False,
-                 full: bool = False, force: bool = False) -> None:
+                 full: bool = False, force: bool = False, read_as: str = "") -> None:
         self.db = database
         self.settings = settings
         self.open_source = open_source
         self.dry_run = dry_run
         self.full = full
         self.force = force
+        self.read_as = read_as  # public folders without a mailbox are read as this user
 
     def run(self, books: list[SharedBook]) -> SharedRun:
         started = time.monotonic()
@@ -155,9 +156,13 @@ class SharedSync:
             return self._fail(book, f"reading failed: {type(exc).__name__}: {exc}")
         return self._write(book, read)
 
-    @staticmethod
-    def _read(source: ContactSource, book: SharedBook, states: dict[str, str]) -> MailboxRead:
-        where = book.mailbox or book.folder or "directory"
+    def _read(self, source: ContactSource, book: SharedBook, states: dict[str, str]
+              ) -> MailboxRead:
+        where = book.mailbox or (self.read_as if book.kind == "public-folder" else "directory")
+        if not where:
+            raise SourceError(Kind.MAILBOX_MISSING, "no mailbox to read the public folder as",
+                              "name one: 'shared add MAILBOX --public-folder PATH --phonebook "
+                              "TITLE' (its user needs read access to the folder)")
         try:
             return source.read(where, states or None)
         except SourceError as exc:

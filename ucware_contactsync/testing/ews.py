@@ -18,6 +18,7 @@ from typing import Any
 
 from lxml import etree
 
+from . import public_folders
 from .ews_render import (
     E_NS,
     M_NS,
@@ -167,13 +168,15 @@ class Ews:
                 if other is None:
                     return "ErrorNonExistentMailbox"
                 mbx = other
+            if did == "publicfoldersroot":
+                return public_folders.root(self.tenant)
             found = {"root": mbx.root, "msgfolderroot": mbx.msgfolderroot,
                      "contacts": mbx.contacts}.get(did)
             return found if found is not None else "ErrorFolderNotFound"
         fid = el.get("Id", "")
         if not _looks_like_id(fid):
             return "ErrorInvalidIdMalformed"
-        found = mbx.folder(fid)
+        found = mbx.folder(fid) or public_folders.find_folder(self.tenant, fid)
         return found if found is not None else "ErrorFolderNotFound"
 
     def _folder_list(self, container: Any, mbx: Mailbox) -> list[Folder | str]:
@@ -239,7 +242,7 @@ class Ews:
             if not _looks_like_id(iid):
                 out.append(error_message("GetItem", "ErrorInvalidIdMalformed", "<m:Items/>"))
                 continue
-            item = mbx.items.get(iid)
+            item = mbx.items.get(iid) or public_folders.find_item(self.tenant, iid)
             if item is None:
                 out.append(error_message("GetItem", "ErrorItemNotFound", "<m:Items/>"))
             else:
@@ -265,6 +268,10 @@ class Ews:
             "ErrorFolderNotFound"
         if isinstance(folder, str):
             return 200, envelope(op, [error_message(op, folder, err_tail)])
+        if public_folders.is_public(self.tenant, folder):
+            return 200, envelope(op, [error_message(op, "ErrorInvalidOperation", err_tail)
+                                      .replace(escape(MESSAGES["ErrorInvalidOperation"]),
+                                               public_folders.REFUSED)])
         state_text = (body.findtext(f"{_M}SyncState") or "").strip()
         known = cursor = 0
         if state_text:
