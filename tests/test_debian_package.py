@@ -363,6 +363,8 @@ def test_interactive_dpkg_reconfigure_checks_answers_and_hides_the_secret(
     t.send(new_client)
     t.expect("Secret:")
     t.send(new_secret)
+    t.expect("company phonebook from the directory (empty: none):")
+    t.send("Firma")
     code = t.wait()
     transcript = t.text
     assert code == 0, transcript
@@ -370,6 +372,7 @@ def test_interactive_dpkg_reconfigure_checks_answers_and_hides_the_secret(
     kv = _kv()
     assert kv["client_id"] == new_client
     assert kv["client_secret"] == new_secret
+    assert kv["directory_phonebook"] == "Firma"
     r = ok(run(["debconf-communicate", PKG], input=f"GET {PKG}/client_secret\n"))
     assert r.stdout.strip() == "0"
 
