@@ -311,3 +311,33 @@ def test_public_folder_on_premises(office_factory, cli):
     assert r.code == 1
     failed = [x for x in r.err.splitlines() if "FAILED" in x]
     assert len(failed) == 1 and "'Firma/Gibtsnicht' not found" in failed[0]
+
+
+def test_shared_mailbox_folder_over_ews(office_factory, cli):
+    t = Tenant(seed=22)
+    t.add_app(roles=("full_access_as_app",))
+    t.add_mailbox("anna.berg@contoso.de").add_contact(given_name="A", surname="B",
+                                                      numbers={"mobile": "0171 1"})
+    office = office_factory(t)
+    service = t.add_mailbox("service@contoso.de")
+    service.add_contact(given_name="Nicht", surname="drin", numbers={"mobile": "0171 2"})
+    kunden = service.add_folder("Kunden")
+    nord = service.add_folder("Nord", parent=kunden)
+    service.add_contact(given_name="Kunde", surname="Eins", folder=kunden,
+                        numbers={"business": "040 5551"})
+    gone = service.add_contact(given_name="Kunde", surname="Nord", folder=nord,
+                               numbers={"business": "040 5550"})
+    assert cli("shared", "add", "service@contoso.de", "--phonebook", "Kunden",
+               "--folder", "Kunden").code == 0
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert names(shared(office.books())["Kunden"]) == {"Kunde Eins", "Kunde Nord"}
+    service.delete_contact(gone.id)
+    r = office.sync("-v")
+    assert r.code == 0 and "0 added, 0 updated, 1 removed" in r.err and "incremental" in r.err
+    # a new subfolder: its folder set changed, so the phonebook is read in full once
+    service.add_contact(given_name="Kunde", surname="Süd", folder=service.add_folder(
+        "Süd", parent=kunden), numbers={"business": "089 5552"})
+    r = office.sync("-v")
+    assert r.code == 0, r.err
+    assert names(shared(office.books())["Kunden"]) == {"Kunde Eins", "Kunde Süd"}

@@ -122,15 +122,21 @@ class PublicFolderSource(EwsSource):
 
     def _children(self, account: Account, mailbox: str, deadline: float, folder: Any,
                   read: MailboxRead) -> list[Any]:
-        # Shallow only: Exchange does not traverse public folders deeply.
-        found = self._call(mailbox, deadline, lambda: list(FindFolder(account=account).call(
-            folders=[folder], additional_fields=_FOLDER_FIELDS, restriction=None,
-            shape="IdOnly", depth="Shallow", max_items=None, offset=0)))
-        read.requests += 1
-        for f in found:
-            if isinstance(f, Exception):
-                raise self._translate(mailbox, f)
-        return list(found)
+        return children(self, account, mailbox, deadline, folder, read)
+
+
+def children(source: EwsSource, account: Account, mailbox: str, deadline: float, folder: Any,
+             read: MailboxRead) -> list[Any]:
+    """The folders right below ``folder`` (FindFolder, Shallow: Exchange does not traverse
+    public folders deeply), with their names and child counts."""
+    found = source._call(mailbox, deadline, lambda: list(FindFolder(account=account).call(
+        folders=[folder], additional_fields=_FOLDER_FIELDS, restriction=None,
+        shape="IdOnly", depth="Shallow", max_items=None, offset=0)))
+    read.requests += 1
+    for f in found:
+        if isinstance(f, Exception):
+            raise source._translate(mailbox, f)
+    return list(found)
 
 
 def _pairs(found: list[Any]) -> list[tuple[str, str]]:

@@ -2,15 +2,26 @@
 
 The whole Contacts tree is what the personal sources read already (with subfolders). For one
 folder (``shared add … --folder NAME``), the Graph source starts its folder walk at that folder
-instead of at Contacts. A folder path may name nested folders with ``/`` (``Kunden/Nord``).
+instead of at Contacts; the EWS source finds the folders with FindFolder and reads each with
+SyncFolderItems. A folder path may name nested folders with ``/`` (``Kunden/Nord``).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from exchangelib.folders import Contacts, Root
+
 from ..settings import Settings
 from .auth import TokenProvider
-from .base import ContactSource, Kind, SourceError
+from .base import ContactSource, Kind, MailboxRead, SourceError
+from .ews import EwsSource
 from .graph import CONTACTS, GraphSource, _Call, _seg
+
+FOLDER_HINT = ("check the folder name in Outlook; 'shared add MAILBOX --phonebook TITLE "
+               "--folder NAME' names a folder below Contacts ('Kunden/Nord' for nested ones)")
 
 
 class GraphFolderSource(GraphSource):
@@ -32,9 +43,7 @@ class GraphFolderSource(GraphSource):
             if len(match) != 1:
                 raise SourceError(Kind.MAILBOX_MISSING, f"mailbox {call.mailbox} has "
                                   f"{'no' if not match else len(match)} contact folder(s) "
-                                  f"named {name!r}", "check the folder name with Outlook; "
-                                  "'shared add MAILBOX --phonebook TITLE --folder NAME' "
-                                  "names a folder below Contacts")
+                                  f"named {name!r}", FOLDER_HINT)
             fid = match[0]
         found: list[str] = []
         stack = [fid]
@@ -55,12 +64,58 @@ def open_shared(settings: Settings, api: str, folder: str | None,
         if folder:
             return GraphFolderSource(settings, folder, tokens=tokens)
         return GraphSource(settings, tokens=tokens, include_subfolders=True)
+    if folder and api == "ews":
+        return EwsFolderSource(settings, folder, tokens=tokens)
     if folder:
-        raise SourceError(Kind.MAILBOX_MISSING, "a folder of a shared mailbox can only be read "
-                          f"through Microsoft Graph so far, not through {api}",
-                          "remove --folder to read the whole Contacts tree over EWS, or use "
-                          "api=graph")
+        raise SourceError(Kind.MAILBOX_MISSING, f"a folder of a shared mailbox cannot be read "
+                          f"through {api}", "remove --folder, or use api=graph")
     from .registry import SOURCES
 
     cls = SOURCES[api].load()
     return cls(settings, tokens=tokens, include_subfolders=True)
+
+
+class EwsFolderSource(EwsSource):
+    """EwsSource that reads ``folder`` (a path below Contacts) and its subfolders: the folders
+    are found with FindFolder, each is read with SyncFolderItems as the personal sync does."""
+
+    def __init__(self, settings: Settings, folder: str, tokens: TokenProvider | None = None
+                 ) -> None:
+        super().__init__(settings, tokens=tokens, include_subfolders=True)
+        self.path = [p for p in folder.strip("/").split("/") if p.strip()]
+
+    def read(self, mailbox: str, states: Mapping[str, str] | None) -> MailboxRead:
+        from .public_folders import children
+
+        deadline = time.monotonic() + self.max_wait
+        account = self._account(mailbox)
+        states = states or {}
+        read = MailboxRead(api=self.api, full=not states)
+        root = self._call(mailbox, deadline, lambda: Root.get_distinguished(account=account))
+        folder: Any = self._call(mailbox, deadline,
+                                 lambda: Contacts.get_distinguished(root=root))
+        read.requests += 2
+        for name in self.path:
+            match = [c for c in children(self, account, mailbox, deadline, folder, read)
+                     if c.name == name]
+            if len(match) != 1:
+                raise SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} has "
+                                  f"{'no' if not match else len(match)} contact folder(s) "
+                                  f"named {name!r}", FOLDER_HINT)
+            folder = match[0]
+        ids: list[str] = []
+        stack = [folder]
+        while stack:
+            current = stack.pop()
+            ids.append(str(current.id))
+            if current.child_folder_count != 0:
+                stack.extend(reversed(children(self, account, mailbox, deadline, current,
+                                               read)))
+        if states and set(states) != set(ids):
+            # A folder came or went: only a full read removes the entries of a vanished one.
+            raise SourceError(Kind.STATE_INVALID, f"the folders below {'/'.join(self.path)} "
+                              f"in {mailbox} changed")
+        for fid in ids:
+            read.states[fid] = self._sync_folder(account, mailbox, fid, states.get(fid),
+                                                 deadline, read)
+        return read
