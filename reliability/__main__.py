@@ -32,7 +32,9 @@ def load_cases() -> list[Case]:
         print("(reliability/process.py not found: process faults left out)", file=sys.stderr)
     else:
         cases += process
-    return cases
+    from .signals import CASES as signals
+
+    return cases + signals
 
 
 def run_one(case: Case, spec: str, scratch: Path, full: bool) -> tuple[Outcome, float]:

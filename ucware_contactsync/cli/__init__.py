@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import history, logs
 from ..db import database_failure, resolve_url
 from ..errors import EXIT_CONFIG, ContactSyncError
-from . import admin, configure, csvcmd, demo, historycmd, service, sharedcmd, synccmd
+from . import admin, configure, csvcmd, demo, historycmd, service, sharedcmd, signals, synccmd
 
 log = logs.get("cli")
 
@@ -58,6 +58,19 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; ``argv`` None means this process's own (the programs' entry)."""
+    restore = signals.install()
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt as exc:  # before logging was set up, or while parsing
+        code = signals.code_of(exc)[0]
+    if argv is None and code in (130, 143):
+        signals.exit_now(code)  # no waiting for reads still running in worker threads
+    restore()
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     raw = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(raw)
@@ -76,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContactSyncError as exc:
         log.error("error: %s", exc, exc_info=args.verbose >= 2)
         return exc.exit_code
-    except KeyboardInterrupt:
-        log.error("interrupted; nothing half-written was committed")
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (signals.py)
+        code, name = signals.code_of(exc)
+        log.error("error: interrupted by %s: stopped; every phonebook is as before or fully "
+                  "updated, nothing half-written", name)
+        return code
     except SQLAlchemyError as exc:  # the database failed outside a phonebook's transaction
         failure = database_failure(exc, _url(args))
         if failure is None:

@@ -88,6 +88,15 @@ class RunResult:
                 f"in {self.seconds:.1f} s")
 
 
+class _Pool(ThreadPoolExecutor):
+    """Leaving the block by an exception (Ctrl-C, SIGTERM) drops the queued reads and does
+    not wait for running ones: they only read, and may sleep out a throttling pause."""
+
+    def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+        return False
+
+
 class SyncEngine:
     def __init__(self, database: Database, settings: Settings, source: ContactSource, *,
                  only_users: Sequence[str] = (), dry_run: bool = False, full: bool = False,
@@ -178,7 +187,7 @@ class SyncEngine:
         # mailboxes whatever the tenant's size.
         ahead = workers * AHEAD
         waiting = deque(users)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox") as pool:
+        with _Pool(max_workers=workers, thread_name_prefix="mailbox") as pool:
             futures: dict[Future[MailboxRead], tuple[int, str, bool]] = {}
             pending: deque[Future[MailboxRead]] = deque()
 
