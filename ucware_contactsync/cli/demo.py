@@ -6,6 +6,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import db as dbmod
 from .. import directory, logs, phonebook, settings_store
@@ -20,6 +21,9 @@ from ..sources import SOURCES
 from ..sync.engine import SyncEngine
 from ..sync.shared import SharedBook, SharedSync, configured
 from .common import chosen_source
+
+if TYPE_CHECKING:
+    from ..testing import Tenant
 from .synccmd import shared_source
 
 GROUP = "Outlook-Kontakte"
@@ -69,7 +73,7 @@ def _shared_books(database: Database, conf: Settings) -> list[SharedBook]:
         return configured(s, conf)
 
 
-def _company(tenant, emails: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _company(tenant: Tenant, emails: list[str]) -> None:
     """The tenant's directory (the users and two colleagues without a mailbox here) and a
     shared mailbox kontakte@ that no UC user owns."""
     d = tenant.directory

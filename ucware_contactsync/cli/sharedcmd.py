@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -17,6 +18,10 @@ from ..ownership import Origin
 from ..sync.lock import RunLock
 from ..sync.shared import find_shared
 from .common import load_settings, open_db
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..sources import Choice
 
 log = logs.get("cli")
 KINDS = ("shared-mailbox", "public-folder")
@@ -177,7 +182,8 @@ RBAC_HINT = ("or, scoped with RBAC for Applications in Exchange Online: "
              "scope that includes {mailbox}>")
 
 
-def check_shared(database, conf, choice, out) -> int:  # type: ignore[no-untyped-def]
+def check_shared(database: Database, conf: Settings, choice: Choice,
+                 out: Callable[[str], None]) -> int:
     """``check`` for the shared phonebooks: one line each, the missing role and its fix.
     Returns how many failed."""
     from ..sources import Kind, SourceError

@@ -22,13 +22,13 @@ def store(tenant: Tenant) -> Mailbox:
     from .tenant import Mailbox
 
     with tenant.lock:
-        pf: Mailbox | None = getattr(tenant, "_public_folders", None)
+        pf = tenant.public_folders
         if pf is None:
             pf = Mailbox(tenant, f"publicfolders@{tenant.domain}", "Public Folders", True,
                          False)
             # A public folder tree has no Contacts folder of its own.
             pf.contacts.deleted_seq = pf.contacts.created_seq
-            tenant._public_folders = pf  # type: ignore[attr-defined]
+            tenant.public_folders = pf
         return pf
 
 
@@ -48,14 +48,14 @@ def add_folder(tenant: Tenant, path: str) -> Folder:
 
 
 def find_folder(tenant: Tenant, folder_id: str) -> Folder | None:
-    pf = getattr(tenant, "_public_folders", None)
+    pf = tenant.public_folders
     return None if pf is None else pf.folder(folder_id)
 
 
 def find_item(tenant: Tenant, item_id: str) -> Item | None:
-    pf = getattr(tenant, "_public_folders", None)
+    pf = tenant.public_folders
     return None if pf is None else pf.items.get(item_id)
 
 
 def is_public(tenant: Tenant, folder: Folder) -> bool:
-    return folder.mailbox is getattr(tenant, "_public_folders", None)
+    return folder.mailbox is tenant.public_folders

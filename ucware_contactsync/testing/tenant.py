@@ -350,6 +350,7 @@ class Tenant:
         self.mailboxes: dict[str, Mailbox] = {}
         # Signs tokens and sync states; per tenant so they survive a server restart.
         self.signing_key = self.rng.randbytes(32)
+        self.public_folders: Mailbox | None = None  # made by testing/public_folders.py
         from .graph_directory import Directory  # late: graph_directory imports this module
 
         self.directory = Directory(self)  # Entra users, mail contacts and groups
