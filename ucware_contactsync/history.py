@@ -90,11 +90,28 @@ def changes_of(removed: Iterable[Any], before: dict[int, Snapshot],
     """What the phonebook writer did: ``removed`` entries (with ``.id``), and the ``written``
     (entry id, column values, number rows); an id in ``before`` was updated, else added."""
     out: list[Change4] = [("removed", e.id, before.get(e.id), None) for e in removed]
-    for entry_id, values, nums in written:
-        after = snapshot({**values, "origin": origin}, nums)
+    origin = None if origin is None else str(origin)
+    for entry_id, v, nums in written:
+        # What the run wrote, without change key and content hash: an "after" is shown and
+        # compared with the entry as it is now (same(), in undo), never restored; leaving
+        # those out keeps a first sync's history small (measured: benchmarks/history_cost.py).
+        after = {"display_name": v["display_name"], "given_name": v["given_name"],
+                 "surname": v["surname"], "company": v["company"],
+                 "department": v["department"], "job_title": v["job_title"],
+                 "emails": v["emails"], "categories": v["categories"], "origin": origin,
+                 "source_id": v["source_id"],
+                 "numbers": [{"type": n["type"], "number": n["number"], "e164": n["e164"]}
+                             for n in nums]}
         old = before.get(entry_id)
         out.append(("updated" if old is not None else "added", entry_id, old, after))
     return out
+
+
+def same(current: Snapshot | None, recorded: Snapshot | None) -> bool:
+    """The entry is as a run left it: every value the run recorded is still there."""
+    if current is None or recorded is None:
+        return current is recorded
+    return all(current.get(k) == v for k, v in recorded.items())
 
 
 # -- recording ----------------------------------------------------------------------------------

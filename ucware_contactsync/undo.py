@@ -122,7 +122,7 @@ def _undo_book(s: Session, book_id: int, items: Sequence[Change], book: BookUndo
             cur = current.get(c.entry_id)
             if cur is None:
                 continue  # gone already: nothing to undo
-            if cur != after:
+            if not history.same(cur, after):
                 refuse("was changed")
                 continue
             s.execute(delete(Number).where(Number.entry_id == c.entry_id))
@@ -134,7 +134,7 @@ def _undo_book(s: Session, book_id: int, items: Sequence[Change], book: BookUndo
             if cur is None or before is None:
                 refuse("was removed")
                 continue
-            if cur != after:
+            if not history.same(cur, after):
                 refuse("was changed")
                 continue
             s.execute(update(Entry).where(Entry.id == c.entry_id)
