@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -92,7 +94,8 @@ class _Pool(ThreadPoolExecutor):
     """Leaving the block by an exception (Ctrl-C, SIGTERM) drops the queued reads and does
     not wait for running ones: they only read, and may sleep out a throttling pause."""
 
-    def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
         return False
 
