@@ -1,6 +1,7 @@
 """python3 -m reliability [--db sqlite|mariadb|postgresql|URL ...] [--full] [--only SUBSTRING]
 
-Runs every case of reliability/network.py and reliability/process.py, each on a fresh
+Runs every case of reliability/network.py, reliability/nothing_lost.py and
+reliability/process.py, each on a fresh
 database per backend (SQLite in a scratch directory; a new database on the MariaDB /
 PostgreSQL server, dropped afterwards), and prints one table row per case and backend:
 the fault, the backend, what happened, what was lost. Exit 1 if any row failed.
@@ -22,8 +23,9 @@ from .databases import backend_of, fresh_database
 
 def load_cases() -> list[Case]:
     from .network import CASES as network
+    from .nothing_lost import CASES as nothing_lost
 
-    cases = list(network)
+    cases = list(network) + list(nothing_lost)
     try:
         from .process import CASES as process
     except ModuleNotFoundError as exc:  # written in parallel; the table works without it

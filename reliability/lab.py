@@ -85,7 +85,7 @@ class Run:
             bad.append("a traceback without -vv")
         for ln in self.lines:
             known = (": FAILED: " in ln or ln.startswith(("sync via ", "error:"))
-                     or re.match(r"^\S+@\S+: skipped: ", ln))
+                     or re.match(r"^\S+@\S+: (skipped|no longer in a group)", ln))
             if not known:
                 bad.append(f"unexpected output line {ln[:120]!r}")
             elif len(ln) > 600:

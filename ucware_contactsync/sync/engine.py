@@ -161,12 +161,12 @@ class SyncEngine:
         with self.db.session() as s:
             selected = {u.id for u in directory.selected_users(s)}
             rows = s.execute(
-                select(User.id, User.email, Phonebook.id, Phonebook.title)
+                select(User.id, User.email, Phonebook.id, Phonebook.title, User.email_key)
                 .join(Phonebook, Phonebook.owner_id == User.id)
                 .join(SyncState, SyncState.phonebook_id == Phonebook.id)
                 .where(User.id.not_in(selected))
-                .distinct()).all()
-            for uid, email, book_id, title in rows:
+                .distinct().order_by(User.email_key, Phonebook.title)).all()
+            for uid, email, book_id, title, _key in rows:
                 if self.only and (email or "").lower() not in self.only:
                     continue
                 kept = s.scalar(select(func.count(Entry.id)).where(
