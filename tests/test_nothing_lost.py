@@ -379,6 +379,9 @@ def test_two_spellings_of_one_database_share_the_lock(office_factory, db_url, tm
     office = office_factory(tenant)
     cli = office.cli
     other = other_spelling(db_url, tmp_path)
+    csv = tmp_path / "kunden.csv"
+    csv.write_text(f"owner,phonebook,id,display_name,business\n{ANNA},Kunden,k1,Max,089 1\n",
+                   encoding="utf-8")
     holder = subprocess.Popen(  # a run that holds the lock under the first spelling
         [sys.executable, "-c", "import sys, time\n"
          "from ucware_contactsync.sync.lock import RunLock\n"
@@ -386,7 +389,7 @@ def test_two_spellings_of_one_database_share_the_lock(office_factory, db_url, tm
          db_url], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        for argv in (("sync",), ("import-csv", str(tmp_path / "none.csv"))):
+        for argv in (("sync",), ("import-csv", str(csv))):
             r = cli("--db", other, *argv, db=False)
             assert r.code == 75, r.err
             assert "another sync is running" in r.err and "IntegrityError" not in r.err
