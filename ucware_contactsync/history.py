@@ -56,8 +56,12 @@ def public(snap: Snapshot | None) -> dict[str, Any] | None:
     return None if snap is None else {k: snap.get(k) for k in ENTRY_KEYS}
 
 
+# One encoder for all snapshots (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(snap: Snapshot | None) -> str | None:
-    return None if snap is None else json.dumps(snap, ensure_ascii=False, separators=(",", ":"))
+    return None if snap is None else _ENCODE(snap)
 
 
 def loads(text: str | None) -> Snapshot | None:
