@@ -172,6 +172,17 @@ def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],
     return diff
 
 
+def diff_read(existing: dict[str, ExistingEntry], contacts: Sequence[Contact],
+              deleted: Iterable[str], full: bool) -> Diff:
+    """The diff of a source's read (full or incremental). A phonebook is for calling:
+    contacts without any number are left out, and one that lost its last number leaves."""
+    callable_ = [c for c in contacts if c.numbers]
+    if full:
+        return diff_full(existing, callable_)
+    gone = [c.source_id for c in contacts if not c.numbers and c.source_id]
+    return diff_changes(existing, callable_, [*deleted, *gone])
+
+
 def entry_values(c: Contact) -> dict[str, Any]:
     """Column values of an entry; over-long texts are cut to the column length, control
     characters other than tab and newline dropped."""

@@ -27,8 +27,7 @@ from ..phonebook import (
     DiffCounts,
     PhonebookClash,
     apply,
-    diff_changes,
-    diff_full,
+    diff_read,
     existing_entries,
     writable_phonebook,
 )
@@ -263,12 +262,7 @@ class SyncEngine:
                         f"config set phonebookname TITLE'"))
                 assert book is not None
                 existing = existing_entries(s, book.id, ORIGIN.value)
-                # A phonebook is for calling: contacts without any number are left out, and
-                # one that lost its last number leaves the phonebook.
-                callable_ = [c for c in read.contacts if c.numbers]
-                gone = [c.source_id for c in read.contacts if not c.numbers and c.source_id]
-                diff = (diff_full(existing, callable_) if read.full
-                        else diff_changes(existing, callable_, [*read.deleted, *gone]))
+                diff = diff_read(existing, read.contacts, read.deleted, read.full)
                 refusal = self._guard(email, title, len(existing), len(diff.removes))
                 if refusal:
                     s.rollback()

@@ -22,7 +22,7 @@ from ..db import Database, database_failure
 from ..errors import EXIT_OK, EXIT_PARTIAL
 from ..model import Phonebook, SyncState, utcnow
 from ..ownership import Origin, may_write
-from ..phonebook import DiffCounts, apply, diff_changes, diff_full, existing_entries
+from ..phonebook import DiffCounts, apply, diff_read, existing_entries
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 from .engine import GUARD_MIN
@@ -216,10 +216,7 @@ class SharedSync:
                     return self._fail(book, self._taken(pb))
                 existing = existing_entries(s, pb.id, book.kind)
                 # A phonebook is for calling: entries without a number are left out.
-                callable_ = [c for c in read.contacts if c.numbers]
-                gone = [c.source_id for c in read.contacts if not c.numbers and c.source_id]
-                diff = (diff_full(existing, callable_) if read.full
-                        else diff_changes(existing, callable_, [*read.deleted, *gone]))
+                diff = diff_read(existing, read.contacts, read.deleted, read.full)
                 refusal = self._guard(len(existing), len(diff.removes))
                 if refusal:
                     s.rollback()
