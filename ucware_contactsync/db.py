@@ -113,7 +113,12 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create the directory of the SQLite database {db}: "
+                                 f"{exc.strerror}", "give --db a path in a writable directory"
+                                 ) from None
             _create_private(Path(db))
         kwargs["connect_args"] = {"timeout": 30}
     else:

@@ -101,6 +101,14 @@ def _clean(value: str) -> str:
     return value if value.isprintable() else _UNSTORABLE.sub("", value)
 
 
+def clean_title(title: str) -> str:
+    """A phonebook title as stored and shown: one line, without control characters (the
+    same cleaning as entry text; tab and line breaks become spaces), trimmed."""
+    if title.isprintable():
+        return title.strip()
+    return _UNSTORABLE.sub("", title.replace("\t", " ").replace("\n", " ")).strip()
+
+
 def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[str, ExistingEntry]:
     rows = session.execute(
         select(Entry.id, Entry.source_id, Entry.content_hash, Entry.change_key,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
 from .phone import clean_area_code, is_region
@@ -61,7 +61,25 @@ def _https(v: str) -> str:
     parts = urlsplit(v.strip())
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError("must be an https:// URL")
+    _plain_origin(v, parts)
     return v.strip().rstrip("/")
+
+
+def _plain_origin(v: str, parts: SplitResult) -> None:
+    """No user info, query, fragment or bad port in a service URL: they would be sent
+    somewhere (user info as Basic credentials) or silently dropped."""
+    if parts.username is not None or "@" in parts.netloc:
+        raise ValueError("must not contain user@ (credentials belong in their own keys)")
+    if "?" in v:
+        raise ValueError("must not contain a query (?...)")
+    if "#" in v:
+        raise ValueError("must not contain a fragment (#...)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port: use a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("has an invalid port: use a number from 1 to 65535")
 
 
 def _ews_url(v: str) -> str:
@@ -77,7 +95,19 @@ def _file(v: str) -> str:
         return v
     if not os.path.isfile(v):
         raise ValueError(f"file {v} does not exist; give the path of a PEM CA file")
+    _has_certificate(v)
     return v
+
+
+def _has_certificate(path: str) -> None:
+    """At least one PEM certificate that OpenSSL loads (what requests will do with it)."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, UnicodeDecodeError):
+        raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); "
+                         "give the CA certificate in PEM format") from None
 
 
 def _region(v: str) -> str:
@@ -90,26 +120,34 @@ def _area_code(v: str) -> str:
     return clean_area_code(v) if v else v
 
 
+def _digits(v: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() refuses."""
+    return v.isascii() and v.isdigit()
+
+
 def _workers(v: str) -> str:
-    if v.isdigit() and 1 <= int(v) <= 32:
+    if _digits(v) and 1 <= int(v) <= 32:
         return v
     raise ValueError("must be a whole number from 1 to 32")
 
 
 def _percent(v: str) -> str:
-    if v.isdigit() and 0 <= int(v) <= 100:
+    if _digits(v) and 0 <= int(v) <= 100:
         return str(int(v))
     raise ValueError("must be a whole number from 0 to 100 (percent)")
 
 
 def _days(v: str) -> str:
-    if v.isdigit() and int(v) <= 3650:
+    if _digits(v) and int(v) <= 3650:
         return str(int(v))
     raise ValueError("must be a whole number of days from 0 (keep no history) to 3650")
 
 
 def _title(v: str) -> str:
-    if not v.strip():
+    from .phonebook import clean_title  # control characters go, as in entry text
+
+    v = clean_title(v)
+    if not v:
         raise ValueError("must not be empty")
     if len(v) > 255:
         raise ValueError("must be at most 255 characters")

@@ -15,7 +15,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import history, logs
 from ..db import database_failure, resolve_url
 from ..errors import EXIT_CONFIG, ContactSyncError
-from . import admin, configure, csvcmd, demo, historycmd, service, sharedcmd, signals, synccmd
+from . import (
+    admin,
+    arguments,
+    configure,
+    csvcmd,
+    demo,
+    historycmd,
+    service,
+    sharedcmd,
+    signals,
+    synccmd,
+)
 
 log = logs.get("cli")
 
@@ -77,8 +88,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:  # bare invocation = sync with defaults
         raw.append("sync")
         args = parser.parse_args(raw)
+    arguments.tolerant_output()
     logs.setup(args.verbose, args.quiet)
     try:
+        arguments.check(args, raw)
         # Whatever the command writes through the phonebook writer becomes one run in the
         # history (nothing is written for a command that changes nothing).
         with history.recording(history.command_line(raw)) as run:

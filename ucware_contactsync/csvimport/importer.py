@@ -206,7 +206,7 @@ def parse(path: str | Path, user: str | None = None, phonebook: str | None = Non
             owner, title, row_id, contact, row_problems = mapper.map(cells)
             problems.extend(Problem(row.line, p) for p in row_problems)
             owner = owner or (user or "")
-            title = title or (phonebook or "")
+            title = pb.clean_title(title or (phonebook or ""))  # no terminal escapes
             if not owner:
                 problems.append(Problem(row.line, "no owner: the 'owner' cell is empty "
                                         "(fill it or give --user EMAIL)"))
