@@ -134,8 +134,9 @@ def test_reconfigure_keeps_answers_on_enter_and_the_secret_on_empty_input(
 
 def test_on_premises_exchange_asks_url_account_and_hidden_password(fresh_url: str,
                                                                    tmp_path: Path) -> None:
-    ca = tmp_path / "company-ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    from ucware_contactsync.testing.certs import make_certificates
+
+    ca = make_certificates(tmp_path / "company-ca").ca_file  # ca_bundle must hold a real one
     t = _configure(fresh_url)
     t.expect("[Y/n]")
     t.send("maybe")
