@@ -341,3 +341,16 @@ def test_shared_mailbox_folder_over_ews(office_factory, cli):
     r = office.sync("-v")
     assert r.code == 0, r.err
     assert names(shared(office.books())["Kunden"]) == {"Kunde Eins", "Kunde Süd"}
+
+
+def test_directory_throttled_then_served(office_factory, cli):
+    """Graph's 429 with Retry-After on the directory is waited out, as for mailboxes."""
+    office = office_factory(directory_tenant())
+    assert cli("config", "set", "directory_phonebook", "Firma").code == 0
+    assert cli("sync", "--user", "anna.berg@contoso.de").code == 0  # personal only
+    assert "Firma" not in shared(office.books())
+    office.fx.faults.throttle_graph(count=2, retry_after_s=0.1)
+    r = office.sync()
+    assert r.code == 0, r.err
+    assert names(shared(office.books())["Firma"]) == {"Anna Berg", "Ben Cohen"}
+    assert len([x for x in office.fx.requests_for("graph") if x.fault == "throttle_graph"]) == 2
