@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -28,7 +29,8 @@ ROLES = {"ews": ("full_access_as_app",), "graph": ("Contacts.Read",)}
 def wire_forms(secret: str, user: str) -> list[str]:
     """How the secret travels: raw, URL-encoded both ways, JSON, Basic auth's base64."""
     return [secret, quote(secret, safe=""), quote_plus(secret), quote(secret),
-            quote(secret, safe="").lower(), json.dumps(secret)[1:-1],
+            re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe="")),
+            json.dumps(secret)[1:-1],
             base64.b64encode(f"{user}:{secret}".encode()).decode()[8:],
             base64.b64encode(f"{quote_plus(user)}:{quote_plus(secret)}".encode()).decode()[8:]]
 
@@ -144,3 +146,19 @@ def test_no_spelling_of_the_secret_in_any_output(office, cli, root_logging) -> N
     for q in office.fx.requests:
         if q.api != "token":
             assert_no_secret(q.body + json.dumps(q.headers) + q.query, office)
+
+
+def test_redaction_covers_every_wire_spelling() -> None:
+    """The spellings a library may log, each masked (the run above shows the real ones)."""
+    from ucware_contactsync import logs
+
+    secret = "Pw+/=@[]:*? x"
+    logs.register_secret(secret)
+    user = "svc@contoso.de"
+    for form in [*wire_forms(secret, user), quote_plus(secret).replace("%2B", "%2b"),
+                 json.dumps(secret).replace("/", "\\/"),
+                 base64.b64encode(f"{user}:{secret}".encode()).decode()]:
+        shown = logs.redact(f"body: {form} end")
+        assert shown.startswith("body: ") and shown.endswith(" end")
+        assert form not in shown or len(form) < 8, (form, shown)
+    assert logs.redact("an ordinary line with Pw and x") == "an ordinary line with Pw and x"
