@@ -179,3 +179,14 @@ def test_ca_bundle_must_hold_a_certificate(cli, tmp_path) -> None:
 
     good = make_certificates(tmp_path / "certs").ca_file
     assert cli("config", "set", "ca_bundle", str(good)).code == 0
+
+
+def test_a_file_name_that_is_not_utf8_gets_one_line(cli, tmp_path) -> None:
+    """The name is stored in the run history and shown in messages: it must be text."""
+    import os
+
+    name = os.fsdecode(b"kunden-\xfc.csv")  # a Latin-1 file name on a UTF-8 system
+    (tmp_path / name).write_text("display_name,mobile\nAnna,0171 1234567\n", encoding="utf-8")
+    r = cli("import-csv", str(tmp_path / name), "--user", "anna@contoso.de", "--phonebook", "K")
+    line = one_line(r)
+    assert "FILE" in line and "UTF-8" in line, line
