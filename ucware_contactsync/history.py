@@ -179,9 +179,11 @@ class Recorder:
                           .values(outcome=(self.outcome or outcome)[:510],
                                   finished_at=utcnow(), api=self.api))
                 prune(s, self.days or DEFAULT_DAYS)
-        except Exception:  # noqa: BLE001 - the changes and their history are committed already
-            log.warning("warning: could not store the outcome of run %s", self.run_id,
-                        exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the changes and their history are committed
+            # One line (the database may just have gone away); the traceback only with -vv.
+            log.warning("warning: could not store the outcome of run %s: %s", self.run_id,
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
+            log.debug("storing the outcome of run %s failed", self.run_id, exc_info=True)
 
 
 _ACTIVE: ContextVar[Recorder | None] = ContextVar("contactsync_history", default=None)
