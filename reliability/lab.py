@@ -312,14 +312,14 @@ def short_timeouts(read: float) -> Iterator[None]:
     """Client timeouts of ``read`` seconds: Graph's (connect, read) and exchangelib's."""
     from exchangelib.protocol import BaseProtocol
 
-    from ucware_contactsync.sources import graph
+    from ucware_contactsync.sources.graph import client as graph_client
 
-    old = graph.TIMEOUT, BaseProtocol.TIMEOUT
-    graph.TIMEOUT, BaseProtocol.TIMEOUT = (read, read), read
+    old = graph_client.TIMEOUT, BaseProtocol.TIMEOUT
+    graph_client.TIMEOUT, BaseProtocol.TIMEOUT = (read, read), read
     try:
         yield
     finally:
-        graph.TIMEOUT, BaseProtocol.TIMEOUT = old
+        graph_client.TIMEOUT, BaseProtocol.TIMEOUT = old
 
 
 # -- the common shape of a network fault case ----------------------------------------------------

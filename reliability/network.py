@@ -68,7 +68,7 @@ def throttling_storm(api: str, full: bool) -> Fault:
             f.throttle_graph(count=storm, retry_after_s=1 if full else 0.05, every=2)
 
     def check(lab: Lab, run: Run) -> list[str]:
-        reqs = _requests(lab, api)
+        reqs = [r for r in _requests(lab, api) if r.round_trip]  # a $batch counts once
         hit = [r for r in reqs if r.fault]
         share = len(hit) / max(1, len(reqs))
         if share < 0.45:
@@ -173,7 +173,9 @@ def slow_responses(api: str, full: bool) -> Fault:
     timeout = 0.5
 
     def arm(lab: Lab) -> None:
-        lab.fx.faults.slow_responses(count=3, seconds=SLOW_S, api=api, every=4)
+        # Graph batches its requests: fewer round trips, so every 2nd instead of every 4th.
+        lab.fx.faults.slow_responses(count=3, seconds=SLOW_S, api=api,
+                                     every=4 if api == "ews" else 2)
 
     def check(lab: Lab, run: Run) -> list[str]:
         held = lab.fx.faults.hits["slow_responses"]
@@ -264,6 +266,46 @@ def bad_data(api: str, full: bool) -> Fault:
     return Fault(arm, codes=(0,), mutate=False, check=check)
 
 
+# 9. Graph: throttled sub-requests inside a 200 batch; a 410 on the folder delta link ----------
+
+def throttled_subrequests(api: str, full: bool) -> Fault:
+    """Every 3rd sub-request of every batch: 429 with its own Retry-After, the batch 200."""
+    def arm(lab: Lab) -> None:
+        lab.fx.faults.throttle_graph_subrequests(count=10**6, retry_after_s=1 if full else 0.05,
+                                                 every=3)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        subs = [r for r in _requests(lab, "graph") if not r.round_trip]
+        hit = [r for r in subs if r.fault == "throttle_graph_subrequests"]
+        batches = {r.request_id: r.status for r in _requests(lab, "graph") if r.request_id}
+        if not hit:
+            return ["no sub-request was throttled"]
+        if any(batches.get(r.batch or "") != 200 for r in hit):
+            return ["a throttled sub-request came in a batch that did not answer 200"]
+        return []
+
+    return Fault(arm, codes=(0,), check=check)
+
+
+def folder_delta_gone(api: str, full: bool) -> Fault:
+    """Every mailbox's folder delta link answers 410: the folders are listed again, the
+    contact delta links stay in use (no full read)."""
+    def arm(lab: Lab) -> None:
+        for smtp in lab.tenant.mailboxes:
+            lab.fx.faults.expire_folder_delta(smtp)
+
+    def check(lab: Lab, run: Run) -> list[str]:
+        reqs = _requests(lab, "graph")
+        gone = [r for r in reqs if r.operation == "folderDelta" and r.status == 410]
+        if len(gone) < len(lab.tenant.mailboxes):
+            return [f"only {len(gone)} folder delta links answered 410"]
+        if [r for r in reqs if r.operation == "delta" and r.status == 410]:
+            return ["a contact delta link answered 410"]
+        return []
+
+    return Fault(arm, codes=(0,), check=check)
+
+
 CASES: list[Case] = [
     *_case("throttle-storm", "throttling storm: every 2nd request throttled", throttling_storm,
            apis=WITH_ONPREM),
@@ -282,6 +324,10 @@ CASES: list[Case] = [
            apis=WITH_ONPREM),
     *_case("bad-data", "500 numbers, 2 MB notes, control chars and emoji", bad_data,
            apis=WITH_ONPREM),
+    *_case("batch-429", "every 3rd sub-request of a 200 $batch throttled",
+           throttled_subrequests, apis=("graph",)),
+    *_case("folder-delta-410", "410 on every folder delta link", folder_delta_gone,
+           apis=("graph",)),
 ]
 
 __all__ = ["CASES", "small_tenant"]

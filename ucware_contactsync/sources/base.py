@@ -16,7 +16,7 @@ import email.utils
 import enum
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -86,6 +86,8 @@ class ContactSource(ABC):
     """Reads the contacts of mailboxes. Implementations must be safe to call from threads."""
 
     api: str = ""  # its key in ``registry.SOURCES``
+    # How many mailboxes ahead of their reads the engine announces through ``prefetch``.
+    prefetch_window: int = 0
 
     def __init__(self, settings: Settings, tokens: TokenProvider | None = None,
                  include_subfolders: bool = True) -> None:
@@ -101,6 +103,12 @@ class ContactSource(ABC):
         Raises ``SourceError``. An invalid stored state raises ``Kind.STATE_INVALID`` (the
         engine then calls again with ``states=None``).
         """
+
+    def prefetch(  # noqa: B027 - optional hook
+            self, jobs: Sequence[tuple[str, Mapping[str, str] | None]]) -> None:
+        """Mailboxes (with their stored states) that ``read`` will be called for soon, in
+        that order. A source may start their requests now, e.g. to batch them; the default
+        does nothing, and ``read`` must work whether or not ``prefetch`` was called."""
 
     def check(self, mailbox: str) -> None:
         """Cheapest request that proves the mailbox can be read; raises ``SourceError``."""

@@ -189,6 +189,10 @@ class SyncEngine:
         # mailboxes whatever the tenant's size.
         ahead = workers * AHEAD
         waiting = deque(users)
+        # Mailboxes whose states are loaded and announced to the source (source.prefetch),
+        # up to its prefetch_window ahead of the reads: a source may batch their requests.
+        announced: deque[tuple[int, str, dict[str, str]]] = deque()
+        window = self.source.prefetch_window
         with _Pool(max_workers=workers, thread_name_prefix="mailbox") as pool:
             futures: dict[Future[MailboxRead], tuple[int, str, bool]] = {}
             pending: deque[Future[MailboxRead]] = deque()
@@ -200,9 +204,14 @@ class SyncEngine:
 
             # Writes follow the order of selection; reads run ahead in the pool.
             while pending or waiting:
-                while waiting and len(pending) < ahead and not result.aborted:
-                    uid, email = waiting.popleft()
-                    submit(uid, email, self._states(uid, email))
+                while (waiting or announced) and len(pending) < ahead and not result.aborted:
+                    if waiting and (not announced or len(announced) < window // 2):
+                        group = [(uid, email, self._states(uid, email)) for uid, email in (
+                            waiting.popleft() for _ in range(min(len(waiting), max(
+                                1, window - len(announced)))))]
+                        self.source.prefetch([(e, st) for _, e, st in group if st])
+                        announced.extend(group)
+                    submit(*announced.popleft())
                 if not pending:
                     break
                 fut = pending.popleft()

@@ -1,7 +1,8 @@
 """The Microsoft Graph v1.0 side of the fake: contacts and contact folders, app-only, read-only.
 
 Routes below ``/v1.0/users/{upn}/``: ``contacts``, ``contacts/{id}``, ``contacts/delta``,
-``contactFolders``, ``contactFolders/{id}``, ``contactFolders/{id}/contacts[/{id}|/delta]``,
+``contactFolders``, ``contactFolders/delta``, ``contactFolders/{id}``,
+``contactFolders/{id}/contacts[/{id}|/delta]``,
 ``contactFolders/{id}/childFolders``. ``$select``, ``$top``, ``$expand`` of
 ``singleValueExtendedProperties($filter=id eq 'String 0x3A24' or …)`` on single contacts and
 lists (not on delta: Graph does not document it there, so we ignore it), ``Prefer:
@@ -152,6 +153,7 @@ def folder_json(folder: Folder) -> dict[str, Any]:
 class Graph:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
+        self.link_epoch: dict[str, int] = {}  # mailbox -> generation of folder-delta links
         self.meta = ""  # @odata.context prefix of the request being answered (under lock)
 
     def handle(self, path: str, full_path: str, query: str, prefer: str | None,
@@ -182,6 +184,8 @@ class Graph:
         elif segs[0] == "contactFolders":
             if len(segs) == 1:
                 return self._folders(mbx.contacts, params, link_base, mbx, "contactFolders")
+            if segs[1:] == ["delta"]:
+                return self._folder_delta(params, prefer, link_base, mbx)
             folder = self._folder(mbx, segs[1])
             if len(segs) == 2:
                 return GraphReply(200, folder_json(folder), operation="contactFolder",
@@ -353,6 +357,48 @@ class Graph:
             body["@odata.nextLink"] = f"{link_base}?%24skiptoken={quote(state, safe='')}"
         headers = {"Preference-Applied": f"odata.maxpagesize={size}"} if pref is not None else {}
         return GraphReply(200, body, headers, "delta", mbx.key)
+
+
+    def _folder_delta(self, params: dict[str, str], prefer: str | None, link_base: str,
+                      mbx: Mailbox) -> GraphReply:
+        """``contactFolders/delta``: every contact folder of the mailbox (the default one
+        too, whose parent is the mailbox root), then changes; deleted ones as ``@removed``."""
+        token = params.get("$skiptoken") or params.get("$deltatoken")
+        if token:
+            tok = self.tenant.unseal(token, urlsafe=True)
+            if (tok is None or tok.get("t") != "fdelta" or tok.get("mb") != mbx.key
+                    or tok.get("e") != mbx.epoch
+                    or tok.get("g", 0) != self.link_epoch.get(mbx.key, 0)):
+                raise GraphError(410, "SyncStateNotFound",
+                                 "The sync state generation is invalid or has expired. "
+                                 "Restart the synchronization with a new delta request.")
+            known, offset, upto = int(tok["k"]), int(tok["o"]), int(tok["u"])
+        else:
+            known, offset, upto = 0, 0, -1
+        gen = self.link_epoch.get(mbx.key, 0)
+        pref = _maxpagesize(prefer)
+        size = max(1, min(pref, MAX_DELTA_PAGE)) if pref is not None else DEFAULT_DELTA_PAGE
+        with self.tenant.lock:
+            changes, seq = mbx.hierarchy_changes(mbx.msgfolderroot, known)
+        upto = seq if upto < 0 else upto
+        found = [(kind, f) for kind, f in changes if f.is_contact_folder]
+        value: list[dict[str, Any]] = []
+        for kind, f in found[offset:offset + size]:
+            if kind == "delete":
+                value.append({"id": f.graph_id, "@removed": {"reason": "deleted"}})
+            else:
+                value.append(folder_json(f))
+        body: dict[str, Any] = {"@odata.context": f"{self.meta}/contactFolders/delta",
+                                "value": value}
+        if offset + size < len(found):
+            nxt = self.tenant.seal({"t": "fdelta", "mb": mbx.key, "e": mbx.epoch, "k": known,
+                                    "o": offset + size, "u": upto, "g": gen}, urlsafe=True)
+            body["@odata.nextLink"] = f"{link_base}?%24skiptoken={quote(nxt, safe='')}"
+        else:
+            state = self.tenant.seal({"t": "fdelta", "mb": mbx.key, "e": mbx.epoch, "k": upto,
+                                      "o": 0, "u": -1, "g": gen}, urlsafe=True)
+            body["@odata.deltaLink"] = f"{link_base}?%24deltatoken={quote(state, safe='')}"
+        return GraphReply(200, body, {}, "folderDelta", mbx.key)
 
 
 def _int_param(params: dict[str, str], name: str, default: int) -> int:

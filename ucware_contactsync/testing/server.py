@@ -34,6 +34,7 @@ from . import graph_directory
 from .certs import make_certificates
 from .ews import Ews, EwsRequestError, parse_request, soap_fault
 from .graph import Graph, GraphError, error_body
+from .graph_batch import MAILBOX_CONCURRENCY, GraphCall, handle_batch
 from .ntlm import NtlmAcceptor, Refusal, ServiceAccount
 from .tenant import Mailbox, Tenant
 from .token import InvalidToken, TokenReply, entra_error, handle_token_request, verify_token
@@ -64,6 +65,13 @@ class RequestRecord:
     started: float = 0.0
     duration: float = 0.0
     connection: int = 0  # which client connection carried it (NTLM is per connection)
+    batch: str | None = None  # Graph: request-id of the $batch this sub-request came in
+    request_id: str = ""  # Graph $batch: its request-id (what its sub-requests' batch holds)
+
+    @property
+    def round_trip(self) -> bool:
+        """An HTTP request of its own (not a sub-request inside a ``$batch``)."""
+        return self.batch is None
 
     @property
     def url(self) -> str:
@@ -102,6 +110,9 @@ class Faults:
     def __init__(self, tenant: Tenant) -> None:
         self._tenant = tenant
         self._lock = threading.Lock()
+        # Graph folder-delta links issued before this generation are gone (410); like sync
+        # states, reset() keeps it.
+        self.folder_link_epoch: Counter[str] = Counter()
         # knob name -> requests it hit so far (kept by reset(); a held-back slow response
         # counts when it starts waiting, long before it reaches the request log).
         self.hits: Counter[str] = Counter()
@@ -113,6 +124,7 @@ class Faults:
             self._ews_busy = _Knob()
             self._ews_429 = _Knob()
             self._graph_throttle = _Knob()
+            self._graph_sub_throttle = _Knob()
             self._mailboxes: dict[str, MailboxFault] = {}
             self._token_down = False
             self._token_ok_left: int | None = None  # token_outage: healthy answers left
@@ -151,6 +163,13 @@ class Faults:
         throttling tests fast; clients that parse the header as a number honour it."""
         with self._lock:
             self._graph_throttle = _Knob(count, every, (status, retry_after_s))
+
+    def throttle_graph_subrequests(self, count: int = 1, retry_after_s: float = 1,
+                                   every: int = 1) -> None:
+        """Next ``count`` sub-requests inside Graph ``$batch`` requests: 429 with their own
+        ``Retry-After`` (the batch itself answers 200, as Graph does)."""
+        with self._lock:
+            self._graph_sub_throttle = _Knob(count, every, retry_after_s)
 
     def fail_mailbox(self, smtp: str, kind: MailboxFault) -> None:
         """Every request for this mailbox fails: missing / denied / http500."""
@@ -244,6 +263,12 @@ class Faults:
         """All SyncStates / delta tokens issued so far for this mailbox become invalid."""
         self._tenant.invalidate_sync_states(smtp)
 
+    def expire_folder_delta(self, smtp: str) -> None:
+        """The Graph ``contactFolders/delta`` links issued so far for this mailbox answer 410
+        (its contact delta links stay valid)."""
+        with self._lock:
+            self.folder_link_epoch[smtp.lower()] += 1
+
     # -- used by the server ---------------------------------------------------------------------
     def take_ews_busy(self) -> int | None:
         with self._lock:
@@ -256,6 +281,11 @@ class Faults:
     def take_graph_throttle(self) -> tuple[int, float] | None:
         with self._lock:
             return self._graph_throttle.value if self._graph_throttle.take() else None
+
+    def take_graph_sub_throttle(self) -> float | None:
+        with self._lock:
+            return (self._graph_sub_throttle.value if self._graph_sub_throttle.take()
+                    else None)
 
     def take_drop(self, api: str) -> bool:
         with self._lock:
@@ -420,11 +450,22 @@ class _Handler(BaseHTTPRequestHandler):
         rec = RequestRecord(self.command, split.path, split.query, None,
                             headers=dict(self.headers.items()), started=time.monotonic(),
                             connection=id(self))
+        self.held: list[str] = []  # Graph mailboxes this request occupies while it is served
         try:
-            status, headers, payload = fx._route(self, rec, split.path, split.query, body)
+            self._answer(fx, rec, split.path, split.query, body)
+        finally:
+            fx._release(self.held)  # a no-op unless _answer failed before releasing
+
+    def _answer(self, fx: FakeExchange, rec: RequestRecord, path: str, query: str,
+                body: bytes) -> None:
+        try:
+            status, headers, payload = fx._route(self, rec, path, query, body)
         except Exception as exc:  # noqa: BLE001 - a bug in the fake must not hang the client
             status, headers = 500, {"Content-Type": "text/plain"}
             payload = f"fake exchange internal error: {exc!r}".encode()
+        # The mailbox's work is done; a slow network (the delay below) holds no slot, or a
+        # client that gave up waiting would find its mailbox still busy.
+        fx._release(self.held)
         delay = fx.faults.take_delay(rec.api)
         if delay:
             time.sleep(delay)
@@ -478,6 +519,9 @@ class FakeExchange:
         self._log_lock = threading.Lock()
         self._ews = Ews(tenant)
         self._graph = Graph(tenant)
+        self._graph.link_epoch = self.faults.folder_link_epoch
+        self._inflight: Counter[str] = Counter()  # Graph requests per mailbox being answered
+        self._inflight_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._own_dir = cert_dir is None
@@ -594,6 +638,24 @@ class FakeExchange:
                 and (operation is None or r.operation == operation)
                 and (mailbox is None or r.mailbox == mailbox.lower())]
 
+    # -- Graph's MailboxConcurrency: 4 requests per app and mailbox at once ---------------------
+    def _acquire(self, mailbox: str, held: list[str]) -> bool:
+        """Occupy one of the mailbox's 4 slots for the request that ``held`` belongs to."""
+        with self._inflight_lock:
+            if self._inflight[mailbox] >= MAILBOX_CONCURRENCY:
+                return False
+            self._inflight[mailbox] += 1
+        held.append(mailbox)
+        return True
+
+    def _release(self, held: list[str]) -> None:
+        with self._inflight_lock:
+            for mailbox in held:
+                self._inflight[mailbox] -= 1
+                if self._inflight[mailbox] <= 0:
+                    del self._inflight[mailbox]
+        held.clear()
+
     # -- routing ---------------------------------------------------------------------------------
     def _route(self, h: _Handler, rec: RequestRecord, path: str, query: str, body: bytes
                ) -> tuple[int, dict[str, Any], bytes]:
@@ -610,7 +672,10 @@ class FakeExchange:
             return self._ews_request(h, rec, body)
         if path.startswith("/v1.0/"):
             rec.api = "graph"
-            return self._graph_request(h, rec, path, query)
+            if path == "/v1.0/$batch":
+                return handle_batch(self, h, rec, body)
+            return self._graph_request(GraphCall(h.command, h.headers, h.held), rec, path,
+                                       query)
         return 404, {"Content-Type": "text/plain"}, b"Not Found"
 
     # token -------------------------------------------------------------------------------------
@@ -629,8 +694,8 @@ class FakeExchange:
         return _json_reply(reply)
 
     # auth -----------------------------------------------------------------------------------------
-    def _bearer(self, h: _Handler) -> dict[str, Any] | InvalidToken:
-        auth = h.headers.get("Authorization", "")
+    def _bearer(self, headers: Any) -> dict[str, Any] | InvalidToken:
+        auth = headers.get("Authorization", "")
         if not auth.lower().startswith("bearer "):
             return InvalidToken("Access token is empty.")
         try:
@@ -661,7 +726,7 @@ class FakeExchange:
             return 500, xml, soap_fault("ErrorSchemaValidation", str(exc))
         rec.operation = req.operation
         rec.mailbox = req.impersonated.lower() if req.impersonated else None
-        claims = self._bearer(h) if account is None else {"roles": (EWS_ROLE,)}
+        claims = self._bearer(h.headers) if account is None else {"roles": (EWS_ROLE,)}
         if isinstance(claims, InvalidToken) or EWS_ROLE not in claims.get("roles", ()):
             # Exchange Online answers 401 with an empty body; exchangelib -> UnauthorizedError.
             reason = (claims.reason if isinstance(claims, InvalidToken)
@@ -706,8 +771,9 @@ class FakeExchange:
         return status, xml, payload
 
     # Graph ----------------------------------------------------------------------------------------
-    def _graph_request(self, h: _Handler, rec: RequestRecord, path: str, query: str
-                       ) -> tuple[int, dict[str, str], bytes]:
+    def _graph_request(self, h: GraphCall, rec: RequestRecord, path: str, query: str,
+                       sub: bool = False) -> tuple[int, dict[str, str], bytes]:
+        """One Graph GET; ``sub``: a sub-request of a ``$batch`` (throttled by its own knob)."""
         request_id = str(uuid.uuid4())
         client_request_id = h.headers.get("client-request-id") or request_id
         base_headers = {"Content-Type": "application/json; odata.metadata=minimal; "
@@ -728,7 +794,7 @@ class FakeExchange:
         rec.operation = _graph_operation(rest)
         if h.command != "GET":
             return err(405, "ErrorInvalidRequest", "The fake Graph is read-only.")
-        claims = self._bearer(h)
+        claims = self._bearer(h.headers)
         if isinstance(claims, InvalidToken):
             message = ("Access token is empty." if claims.reason == "Access token is empty."
                        else claims.reason)
@@ -737,7 +803,13 @@ class FakeExchange:
                                      'microsoftonline.com/common/oauth2/authorize", client_id='
                                      '"00000003-0000-0000-c000-000000000000", '
                                      'error="invalid_token"')})
-        throttled = self.faults.take_graph_throttle()
+        throttled = (None if sub else self.faults.take_graph_throttle())
+        sub_wait = self.faults.take_graph_sub_throttle() if sub else None
+        if sub_wait is not None:
+            rec.fault = "throttle_graph_subrequests"
+            return err(429, "ApplicationThrottled",
+                       "Application is over its MailboxConcurrency limit.",
+                       {"Retry-After": _seconds(sub_wait)})
         if throttled is not None:
             status, retry_after = throttled
             rec.fault = "throttle_graph"
@@ -777,6 +849,10 @@ class FakeExchange:
         if not mbx.rest_enabled:
             return err(404, "MailboxNotEnabledForRESTAPI",
                        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+        if not self._acquire(mbx.key, h.held):
+            rec.fault = "mailbox_concurrency"
+            return err(429, "ApplicationThrottled",
+                       "Application is over its MailboxConcurrency limit.", {"Retry-After": "1"})
         host = h.headers.get("Host") or f"{self.host}:{self.port}"
         try:
             reply = self._graph.handle(rest, path, query, h.headers.get("Prefer"),
@@ -797,6 +873,8 @@ def _graph_operation(rest: str) -> str:
     segs = [s for s in rest.split("/") if s]
     if not segs:
         return "user"
+    if segs == ["contactFolders", "delta"]:
+        return "folderDelta"
     if segs[-1] == "delta":
         return "delta"
     if segs[-1] in ("contacts", "contactFolders", "childFolders"):
