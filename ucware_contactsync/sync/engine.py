@@ -203,7 +203,7 @@ class SyncEngine:
                 pending.append(fut)
 
             # Writes follow the order of selection; reads run ahead in the pool.
-            while pending or waiting:
+            while pending or waiting or announced:
                 while (waiting or announced) and len(pending) < ahead and not result.aborted:
                     if waiting and (not announced or len(announced) < window // 2):
                         group = [(uid, email, self._states(uid, email)) for uid, email in (
