@@ -10,12 +10,16 @@ The fake runs in this process; every sync runs as a child process (the real comm
 (the fake's request log) are its own. Rows written are counted in the child by a SQLAlchemy
 cursor hook (rowcount of every INSERT, UPDATE and DELETE).
 
-The baseline is what an admin would write by hand: for each user in turn, exchangelib's
-``account.contacts.all()``, then delete the phonebook's entries and insert them all again.
+Each API is compared with its own baseline, what an admin would write by hand
+(benchmarks/baselines.py): for Graph, ``GET /users/{m}/contacts?$top=100`` and its nextLinks
+plus the subfolders; for EWS, exchangelib's ``.all()`` per folder; both then delete the
+phonebook's entries and insert them all again. Every third mailbox has contact subfolders.
 
-Per size, database and latency: the first (full) sync of each API and the baseline, then 1%
+Per size, database and latency: the first (full) sync of each API and its baseline, then 1%
 of the contacts change (5% of the contacts in a fifth of the mailboxes), then the nightly run
-of each API and the baseline again. Ratios are baseline time / our time from this one run.
+of each API and its baseline again, then each API once more with nothing changed. Ratios are
+baseline time / our time from this one run. Requests count Graph sub-requests one each;
+round trips count HTTP requests (a $batch once).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ def _count_rows(out: Path) -> None:
         status = Path("/proc/self/status").read_text()
         hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         counts["rss_kb"] = int(hwm.split()[1])
+        counts["exchangelib"] = "exchangelib" in sys.modules
         out.write_text(json.dumps(counts))
 
     atexit.register(dump)
@@ -82,79 +87,34 @@ def child_ours(url: str, out: Path) -> int:
     return main(["--db", url, "sync"])
 
 
-def child_baseline(url: str, out: Path) -> int:
-    """The hand-written sync: exchangelib .all() per user, delete all, insert all."""
+def child_baseline(api: str, url: str, out: Path) -> int:
+    """The hand-written sync of ``api`` (benchmarks/baselines.py)."""
     _count_rows(out)
-    import requests
-    from exchangelib import (
-        IMPERSONATION,
-        OAUTH2,
-        Account,
-        Configuration,
-        OAuth2Credentials,
-        Version,
-    )
-    from exchangelib.protocol import BaseProtocol
-    from exchangelib.version import EXCHANGE_O365
-    from sqlalchemy import delete, select
+    from benchmarks import baselines
 
-    from ucware_contactsync import directory, settings_store
-    from ucware_contactsync.db import Database
-    from ucware_contactsync.model import Entry, Number, Phonebook, User
-    from ucware_contactsync.phone import to_e164
-    from ucware_contactsync.sources.ews import to_contact
+    return baselines.naive_graph(url) if api == "graph" else baselines.naive_ews(url)
 
-    db = Database(url)
-    with db.session() as s:
-        conf = settings_store.load(s)
-        users = [(u.id, u.email) for u in directory.selected_users(s)]
 
-    class Creds(OAuth2Credentials):  # the documented way to reach another login endpoint
-        @property
-        def token_url(self) -> str:  # type: ignore[override]
-            return f"{conf.login_url}/{conf.tenant_id}/oauth2/v2.0/token"
+def bench_tenant(n_mbx: int, per: int, seed: int = 7):  # type: ignore[no-untyped-def]
+    """``n_mbx`` mailboxes of ``per`` contacts; every third has contact subfolders (Kunden with
+    a nested Archiv, and Lieferanten) holding about a quarter of its contacts."""
+    from ucware_contactsync.testing import Tenant
+    from ucware_contactsync.testing.generator import random_contact_fields
 
-        @property
-        def scope(self) -> list[str]:  # type: ignore[override]
-            return [conf.ews_url.split("/EWS/")[0] + "/.default"]
-
-    class Adapter(requests.adapters.HTTPAdapter):
-        def send(self, request, **kwargs):  # type: ignore[no-untyped-def, override]
-            kwargs["verify"] = conf.ca_bundle
-            return super().send(request, **kwargs)
-
-    BaseProtocol.HTTP_ADAPTER_CLS = Adapter
-    config = Configuration(service_endpoint=conf.ews_url, auth_type=OAUTH2,
-                           version=Version(build=EXCHANGE_O365),
-                           credentials=Creds(conf.client_id, conf.client_secret,
-                                             tenant_id=conf.tenant_id))
-    for uid, email in users:
-        account = Account(email, access_type=IMPERSONATION, config=config, autodiscover=False)
-        contacts = [to_contact(i) for i in account.contacts.all() if hasattr(i, "phone_numbers")]
-        with db.session() as s:
-            user = s.get(User, uid)
-            book = s.scalar(select(Phonebook).where(Phonebook.owner_id == uid,
-                                                    Phonebook.title == conf.phonebookname))
-            if book is None:
-                book = Phonebook(owner=user, title=conf.phonebookname, source="office365")
-                s.add(book)
-                s.flush()
-            old = select(Entry.id).where(Entry.phonebook_id == book.id)
-            s.execute(delete(Number).where(Number.entry_id.in_(old)))
-            s.execute(delete(Entry).where(Entry.phonebook_id == book.id))
-            for c in contacts:
-                if not c.numbers:
-                    continue
-                s.add(Entry(phonebook=book, origin="office365", source_id=c.source_id,
-                            display_name=c.name[:255], given_name=c.given_name[:255],
-                            surname=c.surname[:255], company=c.company[:255],
-                            department=c.department[:255], job_title=c.job_title[:255],
-                            emails=list(c.emails), categories=list(c.categories),
-                            numbers=[Number(position=i, type=n.type, number=n.number[:64],
-                                            e164=to_e164(n.number, conf.default_region,
-                                                          conf.area_code))
-                                     for i, n in enumerate(c.numbers)]))
-    return 0
+    rng = random.Random(seed)
+    tenant = Tenant(seed=seed)
+    tenant.add_app(roles=("Contacts.Read", "full_access_as_app"))
+    for m in range(n_mbx):
+        mbx = tenant.add_mailbox(f"user{m:05d}@contoso.de")
+        folders = []
+        if m % 3 == 0:
+            kunden = mbx.add_folder("Kunden")
+            folders = [kunden, mbx.add_folder("Archiv", parent=kunden),
+                       mbx.add_folder("Lieferanten")]
+        for _ in range(per):
+            target = rng.choice(folders) if folders and rng.random() < 0.25 else None
+            mbx.add_contact(**random_contact_fields(rng), folder=target)
+    return tenant
 
 
 # -- the parent -----------------------------------------------------------------------------
@@ -164,12 +124,15 @@ class Figures:
     label: str
     seconds: float
     contacts: int
-    requests: int
+    requests: int  # Graph sub-requests count one each, the $batch around them none
+    round_trips: int  # HTTP requests (a $batch counts once; token requests included)
     rows: int
     statements: int
     rss_mb: float
     code: int
     mailboxes: int
+    startup: float = 0.0  # s from the start of the process to its first request
+    exchangelib: bool = False  # the process imported exchangelib
 
     @property
     def per_second(self) -> float:
@@ -242,6 +205,7 @@ def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int
     out = Path(tempfile.mktemp(suffix=".json"))
     env = dict(os.environ, CONTACTSYNC_SYSLOG="0", PYTHONPATH=str(ROOT))
     before = len(fx.requests)
+    spawned = time.monotonic()  # the fake's request log uses this clock
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", mode, url, str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -254,21 +218,36 @@ def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int
     counts = (json.loads(out.read_text()) if out.exists()
               else {"rows": -1, "statements": -1, "rss_kb": -1})
     out.unlink(missing_ok=True)
-    return Figures(label, seconds, contacts, len(fx.requests) - before, counts["rows"],
-                   counts["statements"], counts["rss_kb"] / 1024, code, mailboxes)
+    recs = fx.requests[before:]
+    return Figures(label, seconds, contacts, sum(1 for r in recs if r.operation != "$batch"),
+                   sum(1 for r in recs if r.round_trip), counts["rows"], counts["statements"],
+                   counts["rss_kb"] / 1024, code, mailboxes,
+                   min((r.started for r in recs), default=spawned) - spawned,
+                   bool(counts.get("exchangelib")))
 
 
 def show(f: Figures, base: Figures | None) -> None:
     ratio = f" {base.seconds / f.seconds:6.1f}x" if base and base is not f else "       "
     per_mbx = f.requests / f.mailboxes if f.mailboxes else 0
+    trips = f.round_trips / f.mailboxes if f.mailboxes else 0
     print(f"  {f.label:<22} {f.seconds:8.1f} s{ratio} {f.per_second:8.0f}/s "
-          f"{f.requests:7d} req ({per_mbx:4.1f}/mbx) {f.rows:8d} rows {f.statements:6d} stmts "
-          f"{f.rss_mb:6.0f} MB")
+          f"{f.requests:7d} req ({per_mbx:4.1f}/mbx) {f.round_trips:6d} trips ({trips:4.2f}/mbx) "
+          f"{f.rows:8d} rows {f.statements:6d} stmts {f.rss_mb:6.0f} MB "
+          f"start {f.startup:4.1f} s{' +exchangelib' if f.exchangelib else ''}")
+
+
+def row(size: str, db_kind: str, latency: int, f: Figures, base: Figures | None) -> dict:
+    return {"size": size, "db": db_kind, "latency_ms": latency, "run": f.label,
+            "seconds": round(f.seconds, 2),
+            "baseline_seconds": round(base.seconds, 2) if base else None,
+            "requests": f.requests, "round_trips": f.round_trips, "rows": f.rows,
+            "rss_mb": round(f.rss_mb), "exit": f.code, "startup_s": round(f.startup, 2),
+            "exchangelib": f.exchangelib}
 
 
 def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], baseline: bool,
           workers: int | None) -> list[dict]:
-    from ucware_contactsync.testing import FakeExchange, generate_tenant, mutate
+    from ucware_contactsync.testing import FakeExchange, mutate
 
     n_mbx, per = (int(x) for x in size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-tenant-"))
@@ -276,24 +255,24 @@ def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], base
     for db_kind in dbs:
         for latency in latencies:
             # A fresh tenant per group, so every group starts from the same data.
-            tenant = generate_tenant(seed=7, mailboxes=n_mbx, contacts_per_mailbox=per,
-                                     subfolders=0, roles=("Contacts.Read", "full_access_as_app"))
+            tenant = bench_tenant(n_mbx, per)
             total = sum(1 for m in tenant.mailboxes.values() for i in m.all_items()
                         if i.kind == "contact")
-            print(f"\n{n_mbx} mailboxes x {per} contacts ({total} contacts), {db_kind}, "
-                  f"{latency} ms per request")
+            print(f"\n{n_mbx} mailboxes x {per} contacts ({total} contacts; subfolders in "
+                  f"every third mailbox), {db_kind}, {latency} ms per request")
             print(f"  {'run':<22} {'wall':>10} {'vs base':>7} {'contacts':>10} "
-                  f"{'requests':>18} {'written':>13} {'':>11} {'peak RSS':>9}")
+                  f"{'requests':>18} {'round trips':>20} {'written':>13} {'':>11} "
+                  f"{'peak RSS':>9}")
             with FakeExchange(tenant) as fx:
                 fx.faults.slow(latency / 1000)
                 urls: dict[str, str] = {}
                 drops = []
-                for who in ([*apis, "baseline"] if baseline else apis):
+                for who in [*apis, *([f"base-{a}" for a in apis] if baseline else [])]:
                     url, drop = fresh_db(db_kind, tmp)
-                    configure(url, tenant, fx, "ews" if who == "baseline" else who, workers)
+                    configure(url, tenant, fx, who.removeprefix("base-"), workers)
                     urls[who] = url
                     drops.append(drop)
-                base: Figures | None = None
+                bases: dict[str, Figures] = {}
                 for phase in ("full", "nightly", "unchanged"):
                     if phase == "nightly":
                         rng = random.Random(3)
@@ -302,25 +281,18 @@ def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], base
                         mutate(tenant, seed=11, adds=k, updates=k, deletes=k, mailboxes=chosen)
                         print(f"  -- {3 * k * len(chosen)} contacts changed in {len(chosen)} "
                               "mailboxes")
-                    if baseline and phase != "unchanged":
-                        # The baseline does the same work whatever changed: its nightly
-                        # figure stands for the unchanged run too.
-                        base = run_child("baseline", urls["baseline"], fx,
-                                         f"baseline {phase}", total, n_mbx)
-                        show(base, None)
                     for api in apis:
+                        if baseline and phase != "unchanged":
+                            # The baseline does the same work whatever changed: its nightly
+                            # figure stands for the unchanged run too.
+                            b = run_child(f"base-{api}", urls[f"base-{api}"], fx,
+                                          f"base-{api} {phase}", total, n_mbx)
+                            show(b, None)
+                            rows.append(row(size, db_kind, latency, b, None))
+                            bases[api] = b
                         f = run_child("ours", urls[api], fx, f"{api} {phase}", total, n_mbx)
-                        show(f, base)
-                        rows.append({"size": size, "db": db_kind, "latency_ms": latency,
-                                     "run": f"{api} {phase}", "seconds": round(f.seconds, 2),
-                                     "baseline_seconds": round(base.seconds, 2) if base else None,
-                                     "requests": f.requests, "rows": f.rows,
-                                     "rss_mb": round(f.rss_mb), "exit": f.code})
-                    if base and phase != "unchanged":
-                        rows.append({"size": size, "db": db_kind, "latency_ms": latency,
-                                     "run": f"baseline {phase}", "seconds": round(base.seconds, 2),
-                                     "requests": base.requests, "rows": base.rows,
-                                     "rss_mb": round(base.rss_mb), "exit": base.code})
+                        show(f, bases.get(api))
+                        rows.append(row(size, db_kind, latency, f, bases.get(api)))
                 counts = {who: entries(u) for who, u in urls.items()}
                 print(f"  entries in the phonebooks: {counts}")
                 for drop in drops:
@@ -332,20 +304,17 @@ def bench(size: str, latencies: list[int], apis: list[str], dbs: list[str], base
 def markdown(files: list[str]) -> None:
     """The table of docs/performance.md from the --json files of earlier runs."""
     rows = [r for f in files for r in json.loads(Path(f).read_text())]
-    base = {(r["size"], r["db"], r["latency_ms"], r["run"].split()[1]): r for r in rows
-            if r["run"].startswith("baseline")}
-    print("| size | db | latency | run | wall | baseline | x faster | requests (per mailbox) "
-          "| rows written | peak RSS |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| size | db | latency | run | wall | its baseline | x faster | requests (per mailbox) "
+          "| round trips (per mailbox) | rows written | peak RSS |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        api, phase = r["run"].split()
-        if api == "baseline":
-            continue
-        b = base[(r["size"], r["db"], r["latency_ms"], "full" if phase == "full" else "nightly")]
         mbx = int(r["size"].split("x")[0])
+        b, ours, trips = r.get("baseline_seconds"), r["seconds"], r.get("round_trips")
         print(f"| {r['size'].replace('x', ' × ')} | {r['db']} | {r['latency_ms']} ms "
-              f"| {api} {phase} | {r['seconds']:.1f} s | {b['seconds']:.0f} s "
-              f"| {b['seconds'] / r['seconds']:.1f} | {r['requests']} ({r['requests'] / mbx:.1f}) "
+              f"| {r['run']} | {ours:.1f} s | {f'{b:.1f} s' if b else ''} "
+              f"| {f'{b / ours:.1f}' if b else ''} "
+              f"| {r['requests']} ({r['requests'] / mbx:.1f}) "
+              f"| {f'{trips} ({trips / mbx:.2f})' if trips is not None else ''} "
               f"| {r['rows']} | {r['rss_mb']} MB |")
 
 
@@ -355,8 +324,8 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         mode, url, out = sys.argv[2:5]
-        fn = child_ours if mode == "ours" else child_baseline
-        sys.exit(fn(url, Path(out)))
+        sys.exit(child_ours(url, Path(out)) if mode == "ours"
+                 else child_baseline(mode.removeprefix("base-"), url, Path(out)))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", action="append", help="MAILBOXESxCONTACTS (default 200x500)")
     p.add_argument("--latency", action="append", type=int, help="ms per request (default 0)")

@@ -70,8 +70,7 @@ def throttling_storm(api: str, full: bool) -> Fault:
     def check(lab: Lab, run: Run) -> list[str]:
         reqs = [r for r in _requests(lab, api) if r.round_trip]  # a $batch counts once
         hit = [r for r in reqs if r.fault]
-        share = len(hit) / max(1, len(reqs))
-        if share < 0.45:
+        if len(hit) < len(reqs) // 2:  # every 2nd (Graph batches: a handful of round trips)
             return [f"only {len(hit)} of {len(reqs)} requests were throttled"]
         kinds = {r.fault for r in hit}
         if api == "ews" and kinds != {"throttle_ews", "throttle_ews_http429"}:
@@ -106,8 +105,9 @@ CHOOSE_TOKENS = {"ews": 2, "graph": 1}  # api=auto fetches Graph's token (and EW
 
 
 def _stretch(lab: Lab, api: str, full: bool) -> None:
-    """Hold every answer of the API back a little (not the token endpoint's)."""
-    lab.fx.faults.slow_responses(10**6, (0.13 if api == "ews" else 0.07) * (8 if full else 1),
+    """Hold every answer of the API back a little (not the token endpoint's). Graph sends
+    most requests of a run in a few $batch round trips: each of those is held longer."""
+    lab.fx.faults.slow_responses(10**6, (0.13 if api == "ews" else 0.25) * (8 if full else 1),
                                  api=api)
 
 

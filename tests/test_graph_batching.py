@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -165,3 +168,21 @@ def test_removed_folder_still_needs_a_full_read(fx: FakeExchange, tenant: Tenant
         source.read(m, first.states)
     assert err.value.kind is Kind.STATE_INVALID
     assert {c.source_id for c in source.read(m, None).contacts} == ids(tenant, m)
+
+
+def test_a_graph_run_never_imports_exchangelib(  # type: ignore[no-untyped-def]
+        office_factory, db_url: str) -> None:
+    """Start-up: the sync command with api=graph, as cron starts it, in a process of its own."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("start-up does not depend on the database")
+    tenant = generate_tenant(seed=2, mailboxes=2, contacts_per_mailbox=5,
+                             roles=("Contacts.Read",))
+    office_factory(tenant, api="graph")
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "ucware_contactsync",
+                        "--db", db_url, "sync"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "CONTACTSYNC_SYSLOG": "0"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ucware_contactsync.sources.graph.source" in imported
+    assert not [m for m in imported if m.split(".")[0] == "exchangelib"]
