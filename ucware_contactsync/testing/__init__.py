@@ -13,8 +13,10 @@ base64url, padding kept). See :mod:`ucware_contactsync.testing.tenant`.
 
 from __future__ import annotations
 
+from .faults import Faults
 from .generator import Mutation, generate_tenant, mutate, random_contact_fields, random_number
-from .server import FakeExchange, Faults, RequestRecord
+from .httpd import RequestRecord
+from .server import FakeExchange
 from .tenant import (
     MAPI_TAGS,
     VISIBLE_MAPI_TAGS,

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from .server import FakeExchange, RequestRecord
+    from .httpd import RequestRecord
+    from .server import FakeExchange
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 MAILBOX_CONCURRENCY = 4  # Outlook: requests per app and mailbox at once
