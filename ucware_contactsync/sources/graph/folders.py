@@ -11,16 +11,14 @@ so a lost folder link costs one round, not a full read of the contacts.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from ..base import Kind, SourceError
 from .client import MailboxCall, Req, log, prepared
+from .tasks import Task
 
 HIERARCHY = "#hierarchy"  # states key of the folder delta (no Graph id starts with '#')
-
-Task = Generator[Any, Any, Any]
 
 
 @dataclass

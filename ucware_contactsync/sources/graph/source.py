@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -44,19 +44,13 @@ from .batch import Dispatcher, new_session
 from .client import HINT_BUG, MailboxCall, Req, origin, prepared
 from .folders import HIERARCHY, Tree, tree_task
 from .mapping import EXPAND, SELECT, is_contact, to_contact
+from .tasks import Raw, Task, parallel
 
 log = logging.getLogger("ucware_contactsync.sources.graph")
 
 CONTACTS = "contacts"  # key of the default contacts folder (Graph: {m}/contacts)
 BULK_CHANGES = 50  # from this many changes in one folder, list it rather than GET each item
 CHECK_MAX_WAIT = 60.0
-
-Task = Generator[Any, Any, Any]
-
-
-class Raw(list):  # type: ignore[type-arg]
-    """Requests whose answers go back as they are (exceptions included), for ``parallel``."""
-
 
 class GraphSource(ContactSource):
     """Reads contacts through Microsoft Graph; one instance serves parallel reads."""
@@ -442,37 +436,6 @@ class _Call(MailboxCall):
 
     def _one(self, req: Req) -> Any:
         return self.source._drive(self, GraphSource._one(req))
-
-
-def parallel(tasks: list[Task]) -> Task:
-    """Run generator tasks side by side, a round of requests at a time -> their results."""
-    results: list[Any] = [None] * len(tasks)
-    asked: dict[int, Any] = {}
-    for i, t in enumerate(tasks):
-        try:
-            asked[i] = t.send(None)
-        except StopIteration as done:
-            results[i] = done.value
-    while asked:
-        shape = [(i, asked[i]) for i in asked]
-        flat: list[Req] = []
-        for _, a in shape:
-            flat.extend(a if isinstance(a, list) else [a])
-        answers = yield Raw(flat)
-        pos = 0
-        for i, a in shape:
-            n = len(a) if isinstance(a, list) else 1
-            part, pos = answers[pos:pos + n], pos + n
-            failed = next((x for x in part if isinstance(x, SourceError)), None)
-            try:
-                if failed is not None:
-                    asked[i] = tasks[i].throw(failed)
-                else:
-                    asked[i] = tasks[i].send(part if isinstance(a, list) else part[0])
-            except StopIteration as done:
-                results[i] = done.value
-                del asked[i]
-    return results
 
 
 def _items(call: MailboxCall, fid: str) -> str:
