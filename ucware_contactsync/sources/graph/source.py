@@ -60,7 +60,7 @@ class GraphSource(ContactSource):
     page_size = 1000  # $top of plain listings (Graph's maximum)
     transient_attempts = 4  # tries for dropped connections / 5xx without Retry-After
     backoff = 0.5  # first back-off step (s) for transient errors; doubles, at most 8 s
-    prefetch_window = 200  # mailboxes the engine announces ahead of their reads
+    prefetch_window = 400  # mailboxes the engine announces ahead of their reads
 
     def __init__(self, settings: Settings, tokens: TokenProvider | None = None,
                  include_subfolders: bool = True, max_wait: float = 300.0) -> None:
