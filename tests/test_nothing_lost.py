@@ -5,10 +5,13 @@ Through the command line, against the fake Exchange Online over HTTPS, both APIs
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
+from ucware_contactsync.errors import LockedError
+from ucware_contactsync.sync.lock import RunLock
 from ucware_contactsync.testing import generate_tenant
 
 ROLES = {"ews": ("full_access_as_app",), "graph": ("Contacts.Read",)}
@@ -404,3 +407,28 @@ def test_two_spellings_of_one_database_share_the_lock(office_factory, db_url, tm
         time.sleep(0.1)
     assert r.code == 0, r.err
     assert synced(office.book(ANNA)) == callable_items(tenant.mailbox(ANNA))
+
+
+def test_sqlite_runs_with_different_state_dirs_share_the_lock(tmp_path, monkeypatch):
+    """Root by hand and the service user from cron have different state directories; the
+    lock beside the SQLite file still makes them meet (and goes with the holder)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "book.db"
+    env = {**os.environ, "CONTACTSYNC_LOCK_DIR": str(tmp_path / "one")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from ucware_contactsync.sync.lock import RunLock\n"
+         "RunLock(sys.argv[1]).__enter__(); print('held', flush=True); time.sleep(120)",
+         f"sqlite:///{db}"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("CONTACTSYNC_LOCK_DIR", str(tmp_path / "two"))
+        with pytest.raises(LockedError, match="another sync is running on database"):
+            RunLock(f"sqlite:///{tmp_path}/./book.db").__enter__()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(f"sqlite:///{db}"):
+        pass

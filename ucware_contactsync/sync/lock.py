@@ -5,7 +5,9 @@ it dies, so a killed run never blocks the next one:
 
 * ``flock`` on a file in the state directory, keyed by the database (for SQLite the file's
   real path, so a relative path, a symlink or a second spelling of the URL is the same
-  lock); the holder writes its pid there, which the loser names;
+  lock); the holder writes its pid there, which the loser names; for SQLite also ``flock``
+  on ``<database>.lock`` beside the database file, so runs with different state
+  directories (root by hand, the service user from cron) still meet;
 * for MariaDB and PostgreSQL also a lock inside the database server, held by one connection
   for the whole run (MariaDB ``GET_LOCK`` named after the database, PostgreSQL a
   session-level advisory lock, which is per database anyway): two spellings of the same
@@ -64,12 +66,14 @@ class RunLock:
         self.url = db_url
         self.path = lock_path(db_url)
         self._fd: int | None = None
+        self._beside: int | None = None
         self._engine: Engine | None = None
         self._conn: Connection | None = None
 
     def __enter__(self) -> RunLock:
         self._take_file()
         try:
+            self._take_beside()
             self._take_server()
         except BaseException:
             self._release_file()
@@ -97,7 +101,28 @@ class RunLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
+    def _take_beside(self) -> None:
+        key = lock_key(self.url)
+        if not key.startswith("sqlite:"):
+            return
+        path = key.removeprefix("sqlite:") + ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a directory SQLite cannot write to fails the run later, clearly
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"another sync is running on database "
+                              f"{key.removeprefix('sqlite:')} (lock {path})", HINT) from None
+        self._beside = fd
+
     def _release_file(self) -> None:
+        if self._beside is not None:
+            fcntl.flock(self._beside, fcntl.LOCK_UN)
+            os.close(self._beside)
+            self._beside = None
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
