@@ -80,7 +80,7 @@ def _summary(args: argparse.Namespace, result: ImportResult) -> int:
     for book in result.books:
         if args.dry_run:
             print(f"{book.summary()} (dry run)")
-            for line in book.diff.lines():
+            for line in book.lines:
                 print(f"  {line}")
         elif not args.quiet:
             print(book.summary())

@@ -7,7 +7,10 @@ Order of work, so that a bad file never writes anything:
    every problem with its physical line number;
 3. in the session: resolve owners, check the target phonebooks; more problems;
 4. any problem -> ``CsvImportError`` listing them, nothing written;
-5. else per (owner, phonebook) ``phonebook.diff_full`` + ``phonebook.apply``, one commit.
+5. else per (owner, phonebook) the diff (``plan.plan_book``, as ``phonebook.diff_full``) and
+   ``phonebook.apply`` in batches (``plan.write_plan``), one commit for all.
+
+Rows are held packed (``plan.Record``) until the commit: a file at the size limit stays small.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..model import ID_LEN, User
 from ..ownership import Origin, may_write, origin_of
 from . import formats as fm
 from .mapping import RowMapper, UnmappedNumbers
+from .plan import Record, plan_book, write_plan
 from .reader import ACCEPTED_ENCODINGS, ReadError, check_file, delimiter_name, open_csv
 
 MAX_LISTED = 20  # problems listed before "and N more"
@@ -67,26 +71,17 @@ class CsvImportError(UsageError):
         return "\n".join([super().__str__(), *self.details()])
 
 
-@dataclass(slots=True)
-class Record:
-    """One data row, turned into what the writer needs."""
-
-    line: int
-    owner: str  # as written
-    title: str
-    contact: Contact  # source_id filled in once keys are assigned
-
-
 @dataclass
 class BookResult:
     owner: str
     title: str
-    diff: pb.Diff
+    counts: pb.DiffCounts
     created: bool
+    lines: list[str] = field(default_factory=list)  # "+ name" etc., filled for --dry-run
 
     def summary(self) -> str:
         new = " (new phonebook)" if self.created else ""
-        return f"{self.owner} / {self.title}: {self.diff.summary()}{new}"
+        return f"{self.owner} / {self.title}: {self.counts.summary()}{new}"
 
 
 @dataclass
@@ -240,32 +235,26 @@ def assign_keys(records: list[Record], ids: list[str], prefix: str = "csv", what
     """source_id per record: ``csv:id:<id>`` or the content key, unique per phonebook."""
     problems: list[Problem] = []
     kept: list[Record] = []
-    seen: dict[tuple[str, str, str], int] = {}  # (owner, title, key) -> first line
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    # Per phonebook, key -> first line / count (nested: no tuple per row for big files).
+    seen: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for rec, row_id in zip(records, ids, strict=True):
         book = (rec.owner.casefold(), rec.title)
         if row_id:
             key = f"{prefix}:id:{row_id}"
-            first = seen.get((*book, key))
-            if first is not None:
+            first = seen[book].setdefault(key, rec.line)
+            if first != rec.line:
                 problems.append(Problem(rec.line, f"{what} {row_id!r} appears twice in "
                                         f"{rec.owner} / {rec.title} (first in line {first})"))
                 continue
-            seen[(*book, key)] = rec.line
         else:
             # Duplicates (two "Max Müller" without company) are told apart by their order.
             base = content_key(rec.contact, prefix)
-            counts[(*book, base)] += 1
-            n = counts[(*book, base)]
+            n = counts[book][base] = counts[book].get(base, 0) + 1
             key = base if n == 1 else f"{base}#{n}"
-        rec.contact = _with_id(rec.contact, _fit_id(key))
+        rec.source_id = _fit_id(key)
         kept.append(rec)
     return kept, problems
-
-
-def _with_id(c: Contact, source_id: str) -> Contact:
-    return Contact(c.display_name, c.given_name, c.surname, c.company, c.department,
-                   c.job_title, c.emails, c.numbers, c.categories, source_id)
 
 
 def import_csv(database: Database, path: str | Path, user: str | None = None,
@@ -293,29 +282,33 @@ def write_records(database: Database, records: list[Record], result: ImportResul
         problems = problems + more
         if problems:
             raise CsvImportError(result.path, problems)
-        t1 = time.perf_counter()
-        plans = []
-        for (owner, title), contacts in groups.items():
+        spent = {"diff": 0.0, "write": 0.0}
+        for (owner, title), recs in groups.items():
+            t1 = time.perf_counter()
             book = pb.get_phonebook(s, owner, title)
             existing = pb.existing_entries(s, book.id, origin) if book is not None else {}
-            diff = pb.diff_full(existing, contacts)
-            plans.append((owner, title, book, diff))
-            result.books.append(BookResult(owner.email or "", title, diff, book is None))
-        t2 = time.perf_counter()
-        result.timings["diff"] = t2 - t1
-        if not dry_run:
-            for owner, title, book, diff in plans:
+            plan = plan_book(existing, recs)
+            del existing
+            lines = plan.lines() if dry_run else []
+            result.books.append(BookResult(owner.email or "", title, plan.counts(),
+                                           book is None, lines))
+            t2 = time.perf_counter()
+            spent["diff"] += t2 - t1
+            if not dry_run and not plan.empty:
                 if book is None:
                     book = pb.ensure_phonebook(s, owner, title, source=origin)
-                pb.apply(s, book, diff, origin, region, conf.area_code)
-        else:
+                write_plan(s, book, plan, origin, region, conf.area_code)
+            spent["write"] += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        if dry_run:
             s.rollback()
-    result.timings["write"] = time.perf_counter() - t2  # the commit is part of the write
+    result.timings["diff"] = spent["diff"]
+    result.timings["write"] = spent["write"] + time.perf_counter() - t3  # with the commit
     return result
 
 
 def _resolve(s: Session, records: list[Record], sync_title: str, writer: Origin
-             ) -> tuple[dict[tuple[User, str], list[Contact]], list[Problem]]:
+             ) -> tuple[dict[tuple[User, str], list[Record]], list[Problem]]:
     """Owners by e-mail (case-insensitive) and the phonebooks this file import may fill."""
     problems: list[Problem] = []
     wanted = {r.owner.strip().lower() for r in records}
@@ -326,14 +319,14 @@ def _resolve(s: Session, records: list[Record], sync_title: str, writer: Origin
     synced = {u.id for u in selected_users(s)}
     lines: dict[str, list[int]] = defaultdict(list)  # unknown owner (lower) -> its lines
     written: dict[str, str] = {}
-    groups: dict[tuple[User, str], list[Contact]] = defaultdict(list)
+    groups: dict[tuple[User, str], list[Record]] = defaultdict(list)
     for r in records:
         u = users.get(r.owner.strip().lower())
         if u is None:
             lines[r.owner.strip().lower()].append(r.line)
             written.setdefault(r.owner.strip().lower(), r.owner.strip())
             continue
-        groups[(u, r.title)].append(r.contact)
+        groups[(u, r.title)].append(r)
     for low, where in lines.items():
         owner = written[low]
         also = f" (and {len(where) - 1} more lines)" if len(where) > 1 else ""
