@@ -31,12 +31,12 @@ from .csvimport.importer import (
     CsvImportError,
     ImportResult,
     Problem,
-    Record,
     assign_keys,
     read_file,
     write_records,
 )
 from .csvimport.mapping import place_numbers
+from .csvimport.plan import Record
 from .csvimport.reader import ACCEPTED_ENCODINGS, ReadError, decode
 from .db import Database
 from .errors import UsageError
