@@ -115,6 +115,8 @@ def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[s
                Entry.display_name)
         .where(Entry.phonebook_id == phonebook_id, Entry.origin == origin,
                Entry.source_id.is_not(None))
+        # In pieces: a phonebook of 140,000 entries is not also held as a list of rows.
+        .execution_options(yield_per=CHUNK * 4)
     )
     return {r.source_id: ExistingEntry(r.id, r.source_id, r.content_hash, r.change_key,
                                        r.display_name)
