@@ -101,9 +101,12 @@ def test_shrinking_the_session_pool_never_waits() -> None:
 
     exchangelib_patches.apply()  # what the EWS source does when it is built
 
-    config = Configuration(service_endpoint="https://127.0.0.1:9/EWS/Exchange.asmx",
-                           credentials=Credentials("svc", "pw"), auth_type=NTLM,
+    # exchangelib caches a Protocol per endpoint and credentials: an endpoint of its own, so
+    # that no other test's (smaller) pool is handed back here.
+    config = Configuration(service_endpoint="https://127.0.0.1:9/EWS/Shrink.asmx",
+                           credentials=Credentials("svc-shrink", "pw"), auth_type=NTLM,
                            version=Version(build=Build(15, 1, 2507, 6)), max_connections=8)
+    Protocol.clear_cache()
     protocol = Protocol(config=config)
     try:
         busy = [protocol.get_session(), protocol.get_session()]  # two threads' requests
@@ -116,7 +119,7 @@ def test_shrinking_the_session_pool_never_waits() -> None:
         protocol.decrease_poolsize()  # an idle session is there: it goes
         assert protocol.session_pool_size == 1
     finally:
-        protocol.close()
+        Protocol.clear_cache()  # closes the pool without waiting for the busy sessions
 
 
 def test_odd_names_are_what_the_matrix_expects() -> None:
