@@ -173,8 +173,6 @@ def test_removed_folder_still_needs_a_full_read(fx: FakeExchange, tenant: Tenant
 def test_a_graph_run_never_imports_exchangelib(  # type: ignore[no-untyped-def]
         office_factory, db_url: str) -> None:
     """Start-up: the sync command with api=graph, as cron starts it, in a process of its own."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("start-up does not depend on the database")
     tenant = generate_tenant(seed=2, mailboxes=2, contacts_per_mailbox=5,
                              roles=("Contacts.Read",))
     office_factory(tenant, api="graph")
