@@ -19,6 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ucware_contactsync import db as dbmod
+from ucware_contactsync import phone
 from ucware_contactsync.cli import main
 from ucware_contactsync.phone import lookup_keys, to_e164
 
@@ -49,6 +50,20 @@ def test_any_text_gives_e164_or_none_and_never_raises(text: str, region: str) ->
         for other in ("DE", "US", region):
             assert to_e164(out, other) == out
             assert lookup_keys(out, other)[0] == out
+
+
+plain_like = st.text(alphabet=string.digits + " ()-/.+", min_size=1, max_size=25)
+
+
+@settings(max_examples=400)
+@given(text=plain_like)
+def test_fast_path_for_plain_numbers_is_the_full_path(text: str) -> None:
+    """phone.py skips its label/note/extension patterns and libphonenumber's digit walk for
+    plain ASCII numbers; both shortcuts must give what the full path gives."""
+    text = text.strip()
+    assume(text)
+    assert phone._strip(text) == phone._strip_words(text)
+    assert phone._NOT_ASCII_DIGIT.sub("", text) == pn.normalize_digits_only(text)
 
 
 @st.composite

@@ -48,6 +48,10 @@ _TRAILING_NOTE = re.compile(rf"(?:\s+[-–]?\s*{_LETTER}*[a-zß]{_LETTER}*\.?)+\
 _VANITY = re.compile(r"^\+?[\d\s\-./()]*\d[\d\s\-./()]*[A-Z][A-Z\d\s\-.]*$")
 # DIN 5008 direct dial: "<base>-<1..5 digits>" at the end.
 _DIN = re.compile(r"^(.*\d)\s*-\s*(\d{1,5})$")
+# The shape of nearly every stored number ("+49 89 1234567", "(089) 12345-0"): no letter,
+# "#", "," or label, so none of the _strip patterns can match and _strip may skip them.
+_PLAIN = re.compile(r"[+(0-9][0-9 ()\-/.]*")
+_NOT_ASCII_DIGIT = re.compile(r"[^0-9]")
 
 
 def is_region(code: str) -> bool:
@@ -64,7 +68,12 @@ def clean_area_code(value: str) -> str:
 
 
 def _strip(text: str) -> str | None:
-    """The dialable part of a written number, or None when letters remain that are no vanity."""
+    """The dialable part of a written number (given stripped of surrounding blanks), or None
+    when letters remain that are no vanity."""
+    return text if _PLAIN.fullmatch(text) else _strip_words(text)
+
+
+def _strip_words(text: str) -> str | None:
     text = _NOTE.sub(" ", text)
     text = _LABEL.sub("", text)
     text = _EXT.sub("", text)
@@ -74,21 +83,36 @@ def _strip(text: str) -> str | None:
     return text
 
 
+@lru_cache(maxsize=1024)
+def _prefixes(region: str) -> tuple[re.Pattern[str] | None, str] | None:
+    """(international prefix, trunk prefix or "" where none counts) of a region, or None for a
+    region libphonenumber does not know; looked up once per region, not once per number."""
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        return None
+    intl = re.compile(meta.international_prefix) if meta.international_prefix else None
+    trunk = meta.national_prefix if meta.national_prefix and meta.country_code != 1 else ""
+    return intl, trunk
+
+
 def _kind(text: str, region: str) -> str:
     """How the number starts: "intl" (+/00), "national" (trunk 0), "local" or "free" (a region
     without trunk prefix, where libphonenumber decides)."""
     if text.lstrip("( ").startswith("+"):
         return "intl"
-    meta = PhoneMetadata.metadata_for_region(region)
-    if meta is None:
+    prefixes = _prefixes(region)
+    if prefixes is None:
         return "free"
-    digits = phonenumbers.normalize_digits_only(text)
-    if meta.international_prefix and re.match(meta.international_prefix, digits):
+    intl, trunk = prefixes
+    # libphonenumber's digit normalising walks the text char by char; for ASCII (nearly every
+    # number) dropping the non-digits gives the same.
+    digits = (_NOT_ASCII_DIGIT.sub("", text) if text.isascii()
+              else phonenumbers.normalize_digits_only(text))
+    if intl is not None and intl.match(digits):
         return "intl"
-    prefix = meta.national_prefix
-    if not prefix or meta.country_code == 1:
+    if not trunk:
         return "free"
-    return "national" if digits.startswith(prefix) else "local"
+    return "national" if digits.startswith(trunk) else "local"
 
 
 def _parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
@@ -104,13 +128,12 @@ def _valid_e164(text: str, region: str) -> str | None:
     parsed = _parse(text, region)
     if parsed is not None and phonenumbers.is_valid_number(parsed):
         return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+    # Cheap checks first: the base is parsed only for a possible number with a DIN suffix.
     din = _DIN.match(text)
-    if din is None:
-        return None
+    if din is None or parsed is None or not phonenumbers.is_possible_number(parsed):
+        return None  # is_possible: e.g. NANP has a fixed length, no room for a suffix
     base, suffix = _parse(din.group(1), region), din.group(2)
-    if base is None or not phonenumbers.is_valid_number(base) or parsed is None:
-        return None
-    if not phonenumbers.is_possible_number(parsed):  # e.g. NANP: fixed length, no suffix
+    if base is None or not phonenumbers.is_valid_number(base):
         return None
     return phonenumbers.format_number(base, PhoneNumberFormat.E164) + suffix
 
