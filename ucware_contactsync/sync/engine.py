@@ -33,13 +33,11 @@ from ..phonebook import (
 )
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
+from . import guard
 
 log = logs.get("sync")
 
 ORIGIN = Origin.MAILBOX
-# The guard: a run may remove up to guard_percent of a synced phonebook, and always fewer
-# than GUARD_MIN entries (so that small phonebooks can still change); more needs --force.
-GUARD_MIN = 5
 # Reads queued or done but not yet written, per worker (bounds memory).
 AHEAD = 2
 
@@ -297,19 +295,8 @@ class SyncEngine:
         return UserResult(email, "ok", diff=diff.counts(), full=read.full)
 
     def _guard(self, email: str, title: str, synced: int, removes: int) -> str:
-        """Why this write is refused without --force (empty: it is not). A mailbox that
-        suddenly returns nothing or little (a wrong mailbox, a lost permission, a full read
-        that came back short) is not mirrored: removing more than ``guard_percent`` of the
-        synced entries needs --force; up to GUARD_MIN - 1 removals always pass, so that
-        small phonebooks can still change."""
-        percent = self.settings.guard_percent
-        if self.force or removes < GUARD_MIN or removes * 100 <= percent * synced:
-            return ""
-        share = removes * 100 // synced
-        return (f"refused: this run would remove {removes} of the {synced} synced entries of "
-                f"phonebook {title!r} ({share} %), more than guard_percent ({percent} %) allows; "
-                f"nothing was changed. If these contacts really are gone from the mailbox, "
-                f"confirm with 'ucware-contactsync sync --force --user {email}'")
+        return guard.refusal(title, synced, removes, self.settings.guard_percent, self.force,
+                             f"ucware-contactsync sync --force --user {email}")
 
     def _store_states(self, s: Session, user_id: int, book_id: int, email: str,
                       states: dict[str, str]) -> None:

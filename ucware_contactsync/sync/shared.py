@@ -25,7 +25,7 @@ from ..ownership import Origin, may_write
 from ..phonebook import DiffCounts, apply, diff_read, existing_entries
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
-from .engine import GUARD_MIN
+from . import guard
 
 log = logs.get("sync")
 
@@ -187,16 +187,9 @@ class SharedSync:
                                                  SyncState.mailbox == book.state_key))
         return {r.folder_id: r.state for r in rows}
 
-    def _guard(self, synced: int, removes: int) -> str:
-        """The personal phonebooks' guard: removing more than guard_percent of the synced
-        entries (and GUARD_MIN or more) needs --force."""
-        percent = self.settings.guard_percent
-        if self.force or removes < GUARD_MIN or removes * 100 <= percent * synced:
-            return ""
-        return (f"refused: this run would remove {removes} of the {synced} synced entries "
-                f"({removes * 100 // synced} %), more than guard_percent ({percent} %) "
-                "allows; nothing was changed. If they really are gone, confirm with "
-                "'ucware-contactsync sync --force'")
+    def _guard(self, title: str, synced: int, removes: int) -> str:
+        return guard.refusal(title, synced, removes, self.settings.guard_percent, self.force,
+                             "ucware-contactsync sync --force")
 
     def _fail(self, book: SharedBook, message: str) -> SharedResult:
         log.error("%s: FAILED: %s", book.label, message)
@@ -217,7 +210,7 @@ class SharedSync:
                 existing = existing_entries(s, pb.id, book.kind)
                 # A phonebook is for calling: entries without a number are left out.
                 diff = diff_read(existing, read.contacts, read.deleted, read.full)
-                refusal = self._guard(len(existing), len(diff.removes))
+                refusal = self._guard(book.title, len(existing), len(diff.removes))
                 if refusal:
                     s.rollback()
                     return self._fail(book, refusal)
