@@ -8,9 +8,9 @@ are invisible here. The caller owns the transaction: one user's diff commits as 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -30,6 +30,8 @@ from .model import (
 )
 from .ownership import Origin, may_write, origin_of
 from .phone import to_e164
+
+T = TypeVar("T")
 
 CHUNK = 500
 ENTRIES = table_of(Entry)
@@ -152,25 +154,33 @@ def diff_full(existing: dict[str, ExistingEntry], contacts: Iterable[Contact]) -
 
 
 def _relink(diff: Diff) -> None:
+    diff.adds, diff.removes = relink(diff.adds, diff.removes, diff.updates,
+                                     lambda c: c.content_hash())
+
+
+def relink(adds: list[T], removes: list[ExistingEntry],
+           updates: list[tuple[ExistingEntry, T]],
+           content_hash: Callable[[T], str]) -> tuple[list[T], list[ExistingEntry]]:
     """An added contact identical to a removed entry is the same item under a new id (e.g.
     ids that changed encoding when a tenant moved from EWS to Graph): keep the entry and
-    give it the new id, instead of deleting and re-adding it."""
-    if not diff.adds or not diff.removes:
-        return
+    give it the new id, instead of deleting and re-adding it. Appends those pairs to
+    ``updates``; returns the adds and removes left. ``T``: a contact, or a CSV import's
+    packed record."""
+    if not adds or not removes:
+        return adds, removes
     by_hash: dict[str, list[ExistingEntry]] = {}
-    for e in diff.removes:
+    for e in removes:
         if e.content_hash:
             by_hash.setdefault(e.content_hash, []).append(e)
-    adds: list[Contact] = []
-    for c in diff.adds:
-        matches = by_hash.get(c.content_hash())
+    left: list[T] = []
+    for item in adds:
+        matches = by_hash.get(content_hash(item))
         if matches:
-            diff.updates.append((matches.pop(), c))
+            updates.append((matches.pop(), item))
         else:
-            adds.append(c)
-    relinked = {id(old) for old, _ in diff.updates}
-    diff.adds = adds
-    diff.removes = [e for e in diff.removes if id(e) not in relinked]
+            left.append(item)
+    relinked = {id(old) for old, _ in updates}
+    return left, [e for e in removes if id(e) not in relinked]
 
 
 def diff_changes(existing: dict[str, ExistingEntry], upserts: Iterable[Contact],

@@ -86,21 +86,8 @@ def plan_book(existing: dict[str, pb.ExistingEntry], records: list[Record]) -> P
         else:
             plan.unchanged += 1
     plan.removes = list(existing.values())
-    if plan.adds and plan.removes:
-        by_hash: dict[str, list[pb.ExistingEntry]] = {}
-        for e in plan.removes:
-            if e.content_hash:
-                by_hash.setdefault(e.content_hash, []).append(e)
-        adds: list[Record] = []
-        for r in plan.adds:
-            matches = by_hash.get(r.contact.content_hash()) if by_hash else None
-            if matches:
-                plan.updates.append((matches.pop(), r))
-            else:
-                adds.append(r)
-        relinked = {id(old) for old, _ in plan.updates}
-        plan.adds = adds
-        plan.removes = [e for e in plan.removes if id(e) not in relinked]
+    plan.adds, plan.removes = pb.relink(plan.adds, plan.removes, plan.updates,
+                                        lambda r: r.contact.content_hash())
     return plan
 
 
