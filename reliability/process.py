@@ -508,7 +508,7 @@ PAGE_LIMIT_ENTRY = (
 class SmallDisk:
     """A tmpfs of ``size`` mounted at ``path`` (needs root), filled up on request."""
 
-    def __init__(self, path: Path, size: str = "8m") -> None:
+    def __init__(self, path: Path, size: str = "16m") -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
@@ -561,7 +561,7 @@ def sqlite_disk_full(db_url: str, workdir: Path, full: bool) -> Outcome:
     disk: SmallDisk | None = None
     try:
         disk = SmallDisk(workdir / "disk")
-        how = "a full 8 MB tmpfs"
+        how = "a full 16 MB tmpfs"
     except Unavailable as exc:
         how = f"SQLite max_page_count (no tmpfs: {exc})"
     url = f"sqlite:///{(disk.path if disk else workdir) / 'contactsync.db'}"
