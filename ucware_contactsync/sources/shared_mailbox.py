@@ -41,9 +41,7 @@ class GraphFolderSource(GraphSource):
                                                                "$top": "1000"})
                      for f in page.get("value", []) if f.get("displayName") == name]
             if len(match) != 1:
-                raise SourceError(Kind.MAILBOX_MISSING, f"mailbox {call.mailbox} has "
-                                  f"{'no' if not match else len(match)} contact folder(s) "
-                                  f"named {name!r}", FOLDER_HINT)
+                raise _not_one(call.mailbox, name, len(match))
             fid = match[0]
         found: list[str] = []
         stack = [fid]
@@ -99,9 +97,7 @@ class EwsFolderSource(EwsSource):
             match = [c for c in children(self, account, mailbox, deadline, folder, read)
                      if c.name == name]
             if len(match) != 1:
-                raise SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} has "
-                                  f"{'no' if not match else len(match)} contact folder(s) "
-                                  f"named {name!r}", FOLDER_HINT)
+                raise _not_one(mailbox, name, len(match))
             folder = match[0]
         ids: list[str] = []
         stack = [folder]
@@ -119,3 +115,9 @@ class EwsFolderSource(EwsSource):
             read.states[fid] = self._sync_folder(account, mailbox, fid, states.get(fid),
                                                  deadline, read)
         return read
+
+
+def _not_one(mailbox: str, name: str, found: int) -> SourceError:
+    """``--folder`` names no folder, or several, at one level of the path."""
+    return SourceError(Kind.MAILBOX_MISSING, f"mailbox {mailbox} has {found or 'no'} contact "
+                       f"folder(s) named {name!r}", FOLDER_HINT)
