@@ -20,8 +20,9 @@ import exchangelib
 import pytest
 from exchangelib import NTLM, Build, Configuration, Credentials, OAuth2Credentials, Version
 from exchangelib import util as ews_util
+from exchangelib.properties import EWSElement
 from exchangelib.protocol import BaseProtocol, FailFast, Protocol
-from exchangelib.services import SyncFolderHierarchy
+from exchangelib.services import SyncFolderHierarchy, SyncFolderItems
 from exchangelib.services import common as services_common
 
 from ucware_contactsync.sources import exchangelib_patches
@@ -39,6 +40,12 @@ REPLACED = {
         (exchangelib_patches.ORIGINAL_DECREASE_POOLSIZE, "3e172c58be089c8e"),
     "SyncFolderHierarchy._elem_to_obj (overridden by FolderChanges)":
         (SyncFolderHierarchy._elem_to_obj, "b260880936c7c051"),
+    "SyncFolderItems._elem_to_obj (overridden by ContactChanges)":
+        (SyncFolderItems._elem_to_obj, "a0a9a38b4ce8f1ad"),
+    "EWSElement.from_xml (ContactChanges parses our fields the same way)":
+        (EWSElement.from_xml, "1b5d18b590403a8f"),
+    "EWSService._get_soap_parts (wrapped by WholeChunks)":
+        (services_common.EWSService._get_soap_parts, "58f7ea4dfdaeab97"),
     "FailFast.raise_response_errors (extended by RetryPolicy)":
         (FailFast.raise_response_errors, "eb13fc25fbf71b83"),
     "OAuth2Credentials.session_params (overridden by ProviderCredentials)":
@@ -52,6 +59,7 @@ CALL_SITES = [
     (BaseProtocol.get_adapter, "cls.HTTP_ADAPTER_CLS("),
     (ews_util.post_ratelimited, "retry_policy.raise_response_errors("),
     (services_common.EWSService._elems_to_objs, "self._elem_to_obj("),
+    (services_common.EWSService._get_soap_parts, "to_xml(response.iter_content())"),
     (Protocol.create_oauth2_session, "self.credentials.session_params()"),
     (Protocol.create_oauth2_session, "self.credentials.token_url"),
 ]
@@ -115,3 +123,41 @@ def test_nothing_is_patched_at_import_time() -> None:
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_contact_changes_parses_what_exchangelib_parses() -> None:
+    """ContactChanges' own parse of a contact gives the same Contact as exchangelib's."""
+    from exchangelib.indexed_properties import EmailAddress, PhoneNumber
+    from exchangelib.items import Contact as EwsContact
+    from exchangelib.util import TNS, create_element, set_xml_value, to_xml, xml_to_str
+
+    from ucware_contactsync.sources.ews import to_contact
+
+    item = EwsContact(
+        display_name="Müller, Jörg", given_name="Jörg", surname="Müller", company_name="A & B",
+        department="Einkauf", job_title="Leiter <Nord>", categories=["VIP", "Kunde"],
+        email_addresses=[EmailAddress(label="EmailAddress2", email="b@example.com"),
+                         EmailAddress(label="EmailAddress1", email="a@example.com")],
+        phone_numbers=[PhoneNumber(label="MobilePhone", phone_number="0171 2345678"),
+                       PhoneNumber(label="BusinessPhone", phone_number="+49 89 1234-0")],
+    )
+    version = Version(build=Build(15, 1, 2507, 6))
+    node = item.to_xml(version=version)
+    node.insert(0, create_element("t:ItemId", attrs={"Id": "AAMk+/x=", "ChangeKey": "CQAA"}))
+    create = create_element("t:Create")
+    set_xml_value(create, node, version=version)
+    xml = xml_to_str(create).encode()
+
+    def parse(cls: Any) -> Any:
+        svc = cls.__new__(cls)
+        svc.account = None
+        elem = to_xml(b'<r xmlns:t="' + TNS.encode() + b'">' + xml + b"</r>").getroot()[0]
+        return svc._elem_to_obj(elem)
+
+    ours, theirs = parse(exchangelib_patches.ContactChanges), parse(SyncFolderItems)
+    assert ours[0] == theirs[0] == "create"
+    assert isinstance(ours[1], exchangelib_patches.ContactFields)
+    assert to_contact(ours[1], "f") == to_contact(theirs[1], "f")
+    c = to_contact(ours[1])
+    assert (c.emails, len(c.numbers), c.categories, c.source_id, c.change_key) == (
+        ("a@example.com", "b@example.com"), 2, ("VIP", "Kunde"), "AAMk-_x=", "CQAA")

@@ -43,7 +43,6 @@ from exchangelib.items import Contact as EwsContact
 from exchangelib.properties import DistinguishedFolderId, FolderId
 from exchangelib.properties import Mailbox as EwsMailbox
 from exchangelib.protocol import close_connections
-from exchangelib.services import SyncFolderItems
 from oauthlib.oauth2 import InvalidClientIdError, TokenExpiredError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
@@ -63,13 +62,18 @@ from .base import (
     canonical_id,
     first_line,
 )
-from .exchangelib_patches import FolderChanges, ProviderCredentials, RetryPolicy
+from .exchangelib_patches import (
+    ContactChanges,
+    ContactFields,
+    FolderChanges,
+    ProviderCredentials,
+    RetryPolicy,
+)
 from .onprem import LogonGuard
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("display_name", "given_name", "surname", "company_name", "department", "job_title",
-          "email_addresses", "phone_numbers", "categories")
+FIELDS = ContactFields.FIELDS
 PAGE = 512  # SyncFolderItems maximum
 BACKOFF = 0.5  # first back-off step (s) for retries the server gave no delay for; doubles
 EWS_VERSION = Version(build=Build(15, 1, 2507, 6), api_version="Exchange2016")
@@ -271,7 +275,7 @@ class EwsSource(ContactSource):
         folder = _contacts_id(mailbox) if folder_id == CONTACTS else FolderId(id=folder_id)
         while True:
             def page(state: str | None = state) -> tuple[list[tuple[str, Any]], str, bool]:
-                svc = SyncFolderItems(account=account)
+                svc = ContactChanges(account=account)
                 changes = list(svc.call(folder=folder, shape="IdOnly",
                                         additional_fields=_ADDITIONAL, sync_state=state,
                                         ignore=None, max_changes_returned=PAGE,
@@ -284,7 +288,7 @@ class EwsSource(ContactSource):
                 if isinstance(item, Exception):
                     raise self._translate(mailbox, item)
                 if change in ("create", "update"):
-                    if isinstance(item, EwsContact):
+                    if isinstance(item, ContactFields):
                         read.contacts.append(to_contact(item, folder_id))
                     else:
                         read.skipped += 1
@@ -324,7 +328,7 @@ class EwsSource(ContactSource):
         close_connections()
 
 
-def to_contact(item: EwsContact, folder_id: str | None = None) -> Contact:
+def to_contact(item: EwsContact | ContactFields, folder_id: str | None = None) -> Contact:
     numbers: list[PhoneNumber] = []
     for entry in item.phone_numbers or ():
         kind = EWS_LABELS.get(entry.label or "")
