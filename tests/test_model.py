@@ -149,3 +149,26 @@ def test_diff_rules():
     existing = {"old": ExistingEntry(5, "old", moved.content_hash(), None, "C")}
     d = diff_full(existing, [moved])
     assert d.adds == [] and d.removes == [] and d.updates[0][0].id == 5
+
+
+@pytest.mark.parametrize("with_ids", [True, False])
+def test_apply_gives_each_added_entry_its_own_numbers(database, with_ids):
+    """Adds with source ids go in one statement and get their ids back by source id; adds
+    without (the RETURNING path) in order: either way each entry has its own numbers."""
+    from ucware_contactsync.phonebook import Diff, apply
+
+    contacts = [Contact(display_name=f"Kontakt {i}", source_id=f"id-{i}" if with_ids else None,
+                        numbers=(PhoneNumber("business", f"089 1234{i:02d}"),))
+                for i in range(1200)]
+    with database.session() as s:
+        user = User(email="a@example.com")
+        s.add(user)
+        s.flush()
+        book = ensure_phonebook(s, user, "Privat", "office365")
+        apply(s, book, Diff(adds=contacts), "office365", "DE")
+    with database.session() as s:
+        rows = s.execute(select(Entry.display_name, Entry.source_id, Number.e164)
+                         .join(Number, Number.entry_id == Entry.id)).all()
+    assert sorted(rows) == sorted(
+        (f"Kontakt {i}", f"id-{i}" if with_ids else None, f"+49891234{i:02d}")
+        for i in range(1200))

@@ -53,6 +53,11 @@ EWS_LABELS: dict[str, str] = {
 }
 
 
+# json.dumps(payload, ensure_ascii=False, separators=(",", ":")), without building an encoder
+# per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 @dataclass(frozen=True, slots=True)
 class PhoneNumber:
     type: str
@@ -101,5 +106,5 @@ class Contact:
             [[n.type, n.number] for n in self.numbers],
             sorted(self.categories),
         ]
-        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        raw = _ENCODE(payload)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]

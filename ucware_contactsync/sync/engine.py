@@ -30,10 +30,12 @@ from ..phonebook import (
     diff_read,
     existing_entries,
     writable_phonebook,
+    written_numbers,
 )
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 from . import guard
+from .numbers import E164, NumberWorker
 
 log = logs.get("sync")
 
@@ -191,12 +193,23 @@ class SyncEngine:
         # up to its prefetch_window ahead of the reads: a source may batch their requests.
         announced: deque[tuple[int, str, dict[str, str]]] = deque()
         window = self.source.prefetch_window
-        with _Pool(max_workers=workers, thread_name_prefix="mailbox") as pool:
+        numbers = NumberWorker(self.settings.default_region, self.settings.area_code)
+        # A read's numbers go to the number worker as soon as the read is complete (in its
+        # reader thread), while the writer is still busy with earlier mailboxes.
+        e164: dict[int, Future[E164] | None] = {}  # id(read) ->
+
+        def read_mailbox(email: str, states: dict[str, str] | None) -> MailboxRead:
+            got = self.source.read(email, states)
+            if not self.dry_run:
+                e164[id(got)] = numbers.submit(written_numbers(got.contacts))
+            return got
+
+        with _Pool(max_workers=workers, thread_name_prefix="mailbox") as pool, numbers:
             futures: dict[Future[MailboxRead], tuple[int, str, bool]] = {}
             pending: deque[Future[MailboxRead]] = deque()
 
             def submit(uid: int, email: str, states: dict[str, str] | None) -> None:
-                fut = pool.submit(self.source.read, email, states)
+                fut = pool.submit(read_mailbox, email, states)
                 futures[fut] = (uid, email, not states)
                 pending.append(fut)
 
@@ -236,7 +249,7 @@ class SyncEngine:
                     result.users.append(self._fail(email, f"reading the mailbox failed: "
                                                           f"{type(exc).__name__}: {exc}"))
                     continue
-                done = self._write(uid, email, read)
+                done = self._write(uid, email, read, numbers.take(e164.pop(id(read), None)))
                 result.users.append(done)
                 if done.fatal is not None:  # full disk, server gone: the next would fail too
                     left = len(pending) + len(waiting)
@@ -253,7 +266,7 @@ class SyncEngine:
         log.error("%s: FAILED: %s", email, message)
         return UserResult(email, "failed", message=message)
 
-    def _write(self, user_id: int, email: str, read: MailboxRead) -> UserResult:
+    def _write(self, user_id: int, email: str, read: MailboxRead, known: E164) -> UserResult:
         title = self.settings.phonebookname
         try:
             with self.db.session() as s:
@@ -280,7 +293,7 @@ class SyncEngine:
                         log.info("%s: %s", email, line)
                 else:
                     apply(s, book, diff, ORIGIN.value, self.settings.default_region,
-                          self.settings.area_code)
+                          self.settings.area_code, known)
                     self._store_states(s, user_id, book.id, email, read.states)
         except Exception as exc:  # noqa: BLE001 - the transaction is rolled back, others go on
             log.debug("write for %s failed", email, exc_info=True)

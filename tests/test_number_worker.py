@@ -1,0 +1,82 @@
+"""The number worker (sync/numbers.py): E.164 of large reads in a second process gives what
+the writer would compute itself, and a worker that fails changes nothing but speed."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from ucware_contactsync.phone import to_e164
+from ucware_contactsync.sync import numbers
+from ucware_contactsync.sync.numbers import NumberWorker
+from ucware_contactsync.testing import generate_tenant
+from ucware_contactsync.testing.generator import random_number
+
+WRITTEN = ["+49 89 12345-0", "030 1234-567", "0171 1234567", "089 / 12 34 56", "123456",
+           "+1 (212) 555-0100", "n/a", "Tel.: 089 123456 (privat)", "0049 30 1234568",
+           "1-800-FLOWERS", "+49 (0)40 123456", "91551000", ""]
+
+
+def sample() -> list[str]:
+    rng = random.Random(5)
+    return WRITTEN + [random_number(rng) for _ in range(300)]
+
+
+@pytest.mark.parametrize(("region", "area_code"), [("DE", ""), ("DE", "89"), ("NO", "")])
+def test_worker_answers_what_to_e164_answers(region: str, area_code: str) -> None:
+    with NumberWorker(region, area_code, min_numbers=1) as worker:
+        worker.enabled = True  # also on a machine with one core
+        got = worker.take(worker.submit(sample()))
+    assert got == {n: to_e164(n, region, area_code) for n in sample()}
+    assert any(v is None for v in got.values()) and any(v for v in got.values())
+
+
+def test_small_reads_stay_in_process() -> None:
+    with NumberWorker("DE", "", min_numbers=50) as worker:
+        worker.enabled = True
+        assert worker.submit(["089 123456"] * 100) is None  # one distinct number
+        assert worker._pool is None  # no process was started
+
+
+def test_a_dead_worker_changes_nothing_but_speed() -> None:
+    with NumberWorker("DE", "", min_numbers=1) as worker:
+        worker.enabled = True
+        assert worker.take(worker.submit(["089 123456"])) == {"089 123456": "+4989123456"}
+        assert worker._pool is not None
+        for proc in list(worker._pool._processes.values()):  # type: ignore[union-attr]
+            proc.kill()
+            proc.join()
+        assert worker.take(worker.submit(["089 123457"])) == {}  # the writer computes it
+        assert not worker.enabled and worker._pool is None
+        assert worker.submit(["089 123458"]) is None
+
+
+def test_sync_through_the_worker_writes_the_same_e164(office_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A first sync whose numbers all go through the worker: every E.164 in the phonebooks is
+    to_e164 of the number as written, and the worker answered every mailbox."""
+    answered: list[int] = []
+    take = NumberWorker.take
+
+    def spy(self: NumberWorker, fut: Any) -> dict[str, str | None]:
+        got = take(self, fut)
+        answered.append(len(got))
+        return got
+
+    monkeypatch.setattr(numbers, "MIN_NUMBERS", 1)
+    monkeypatch.setattr(numbers, "_cores", lambda: 2)
+    monkeypatch.setattr(NumberWorker, "take", spy)
+    tenant = generate_tenant(seed=3, mailboxes=2, contacts_per_mailbox=30,
+                             roles=("Contacts.Read",))
+    office = office_factory(tenant)
+    r = office.sync()
+    assert r.code == 0, r.err
+    assert len(answered) == 2 and all(answered), answered
+    checked = 0
+    for email in tenant.mailboxes:
+        for entry in office.book(email)["entries"]:
+            for n in entry["numbers"]:
+                assert n["e164"] == to_e164(n["number"], "DE", ""), n
+                checked += 1
+    assert checked > 40
