@@ -60,6 +60,8 @@ def _count_rows(out: Path) -> None:
     def statement(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             counts["statements"] += 1  # what crosses the wire: one per round trip
+            if context.compiled is None:  # db.insert_many: driver SQL, no after_execute
+                counts["rows"] += len(parameters) if executemany else 1
 
     @event.listens_for(Engine, "after_execute")
     def rows(conn, clause, multiparams, params, options, result):  # type: ignore[no-untyped-def]

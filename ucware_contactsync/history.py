@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from . import logs
+from .db import insert_many
 from .model import Change, Entry, KeyValue, Number, Phonebook, Run, User, table_of, utcnow
 
 log = logs.get("history")
@@ -131,6 +132,7 @@ class Recorder:
     run_id: int | None = None
     engine: Engine | Connection | None = None  # the bind of the session that made the row
     days: int | None = None  # history_days, read with the first change
+    _committed: bool = False  # the transaction that made the run's row committed
 
     def note(self, *, api: str | None = None, outcome: str | None = None) -> None:
         if api is not None:
@@ -144,14 +146,23 @@ class Recorder:
         return self.days > 0
 
     def _run_row(self, session: Session) -> int:
-        # The row may have gone with a rolled-back transaction (a user's write failed).
-        if self.run_id is None or session.get(Run, self.run_id) is None:
-            run = Run(started_at=self.started, command=self.command, api=self.api,
-                      outcome="incomplete")
-            session.add(run)
-            session.flush()
-            self.run_id = run.id
-            self.engine = session.get_bind()
+        # The row may have gone with a rolled-back transaction (a user's write failed); once
+        # the transaction that made it committed, it stays.
+        if self.run_id is not None and (
+                self._committed or session.get(Run, self.run_id) is not None):
+            return self.run_id
+        run = Run(started_at=self.started, command=self.command, api=self.api,
+                  outcome="incomplete")
+        session.add(run)
+        session.flush()
+        self.run_id = run.id
+        self.engine = session.get_bind()
+        self._committed = False
+
+        def committed(_session: Session) -> None:
+            self._committed = True
+
+        event.listen(session, "after_commit", committed, once=True)
         return self.run_id
 
     def add(self, session: Session, book: Phonebook, changes: Sequence[Change4]) -> None:
@@ -160,14 +171,14 @@ class Recorder:
         if not changes or not self.enabled(session):
             return
         run_id = self._run_row(session)
-        owner = session.scalar(select(User.email).where(User.id == book.owner_id)) \
-            if book.owner_id is not None else None
+        user = session.get(User, book.owner_id) if book.owner_id is not None else None
+        owner = user.email if user is not None else None
         rows = [{"run_id": run_id, "phonebook_id": book.id, "owner": owner,
                  "phonebook": book.title, "action": action, "entry_id": entry_id,
                  "before": dumps(before), "after": dumps(after)}
                 for action, entry_id, before, after in changes]
         for i in range(0, len(rows), CHUNK):
-            session.execute(insert(CHANGES), rows[i:i + CHUNK])
+            insert_many(session, CHANGES, rows[i:i + CHUNK])
 
     def finish(self, outcome: str) -> None:
         """The run's outcome; history older than history_days goes. Never fails the command."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import history
 from .contact import Contact, PhoneNumber
+from .db import insert_many
 from .model import (
     ID_LEN,
     NAME_LEN,
@@ -295,7 +296,7 @@ def _insert_entries(session: Session, phonebook_id: int, origin: str,
     # Every row has a source id, unique in (phonebook, origin) by the table's constraint: one
     # executemany, then the ids by source id. (RETURNING in the order of the rows costs SQLite
     # one statement per row.)
-    session.execute(insert(ENTRIES), rows)
+    insert_many(session, ENTRIES, rows)
     ids = {sid: entry_id for sid, entry_id in session.execute(
         select(ENTRIES.c.source_id, ENTRIES.c.id).where(
             ENTRIES.c.phonebook_id == phonebook_id, ENTRIES.c.origin == origin,
@@ -311,7 +312,7 @@ def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: 
                  for entry_id, c in pairs]
     rows = [r for entry in per_entry for r in entry]
     for i in range(0, len(rows), CHUNK * 4):
-        session.execute(insert(NUMBERS), rows[i:i + CHUNK * 4])
+        insert_many(session, NUMBERS, rows[i:i + CHUNK * 4])
     return per_entry
 
 
