@@ -8,7 +8,9 @@
 The fake runs in this process; every sync runs as a child process (the real command line,
 ``ucware-contactsync sync``), so its wall time, peak RSS (wait4) and the requests it sent
 (the fake's request log) are its own. Rows written are counted in the child by a SQLAlchemy
-cursor hook (rowcount of every INSERT, UPDATE and DELETE).
+cursor hook (rowcount of every INSERT, UPDATE and DELETE). "cpu" is the CPU time of the sync
+process and the number worker it starts (wait4), "fake" this process's CPU meanwhile: at 0 ms
+the fake shares the machine's cores with the sync, and these say who used them.
 
 Each API is compared with its own baseline, what an admin would write by hand
 (benchmarks/baselines.py): for Graph, ``GET /users/{m}/contacts?$top=100`` and its nextLinks
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -135,6 +138,8 @@ class Figures:
     mailboxes: int
     startup: float = 0.0  # s from the start of the process to its first request
     exchangelib: bool = False  # the process imported exchangelib
+    cpu: float = 0.0  # CPU s (user + system) of the sync and the processes it started
+    fake_cpu: float = 0.0  # CPU s of this process meanwhile: the fake, serving it
 
     @property
     def per_second(self) -> float:
@@ -222,12 +227,16 @@ def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int
     env = dict(os.environ, CONTACTSYNC_SYSLOG="0", PYTHONPATH=str(ROOT))
     before = len(fx.requests)
     spawned = time.monotonic()  # the fake's request log uses this clock
+    own = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", mode, url, str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = proc.stderr.read() if proc.stderr else ""
-    _, status = os.waitpid(proc.pid, 0)
+    # wait4: the child's CPU, including the number worker it started (and reaped).
+    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    fake_cpu = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
     code = os.waitstatus_to_exitcode(status)
     if code not in (0,):
         print(f"    ! {label} exited {code}: {err.strip().splitlines()[-1:]}")
@@ -239,7 +248,7 @@ def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int
                    sum(1 for r in recs if r.round_trip), counts["rows"], counts["statements"],
                    counts["rss_kb"] / 1024, code, mailboxes,
                    min((r.started for r in recs), default=spawned) - spawned,
-                   bool(counts.get("exchangelib")))
+                   bool(counts.get("exchangelib")), usage.ru_utime + usage.ru_stime, fake_cpu)
 
 
 def show(f: Figures, base: Figures | None) -> None:
@@ -249,7 +258,8 @@ def show(f: Figures, base: Figures | None) -> None:
     print(f"  {f.label:<22} {f.seconds:8.1f} s{ratio} {f.per_second:8.0f}/s "
           f"{f.requests:7d} req ({per_mbx:4.1f}/mbx) {f.round_trips:6d} trips ({trips:4.2f}/mbx) "
           f"{f.rows:8d} rows {f.statements:6d} stmts {f.rss_mb:6.0f} MB "
-          f"start {f.startup:4.1f} s{' +exchangelib' if f.exchangelib else ''}")
+          f"start {f.startup:4.1f} s cpu {f.cpu:5.1f} s (fake {f.fake_cpu:4.1f} s)"
+          f"{' +exchangelib' if f.exchangelib else ''}")
 
 
 def row(size: str, db_kind: str, latency: int, f: Figures, base: Figures | None) -> dict:
@@ -258,6 +268,7 @@ def row(size: str, db_kind: str, latency: int, f: Figures, base: Figures | None)
             "baseline_seconds": round(base.seconds, 2) if base else None,
             "requests": f.requests, "round_trips": f.round_trips, "rows": f.rows,
             "rss_mb": round(f.rss_mb), "exit": f.code, "startup_s": round(f.startup, 2),
+            "cpu_s": round(f.cpu, 2), "fake_cpu_s": round(f.fake_cpu, 2),
             "exchangelib": f.exchangelib}
 
 
