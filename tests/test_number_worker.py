@@ -80,3 +80,40 @@ def test_sync_through_the_worker_writes_the_same_e164(office_factory, monkeypatc
                 assert n["e164"] == to_e164(n["number"], "DE", ""), n
                 checked += 1
     assert checked > 40
+
+
+def test_the_worker_ends_with_a_killed_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL of the run (cron's timeout, the OOM killer) leaves no worker behind: it reads
+    the end of its queue and exits, and it never held the run's lock file (spawned, not
+    forked)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time\n"
+        "from ucware_contactsync.sync.numbers import NumberWorker\n"
+        "w = NumberWorker('DE', '', min_numbers=1); w.enabled = True\n"
+        "w.take(w.submit(['089 123456']))\n"
+        "print(*w._pool._processes, flush=True)\n"
+        "time.sleep(60)\n")
+    run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    pid = int(run.stdout.readline())
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # a zombie until init reaps it counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().split()[2] == "Z":
+                return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError("the number worker outlived the killed run by 20 s")

@@ -17,6 +17,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -27,14 +29,24 @@ log = logging.getLogger(__name__)
 
 MIN_NUMBERS = 100  # a read with fewer is written before a round trip to the worker pays off
 WAIT = 30.0  # seconds the writer waits for an answer before computing it itself
+PARENT_POLL = 0.5  # seconds between the worker's checks that the run is still there
 
 E164 = dict[str, str | None]
 
 
-def _quiet() -> None:
-    # Ctrl-C reaches the whole process group; the run handles it, the worker just ends
-    # when the run closes its queue.
+def _start(run_pid: int) -> None:
+    """The worker's set-up: Ctrl-C reaches the whole process group, but only the run answers
+    it; and the worker ends when the run is gone. Its queue does not tell: the worker holds
+    both ends of the queue's pipe, so a killed run (SIGKILL, the OOM killer) would leave it
+    waiting forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == run_pid:
+            time.sleep(PARENT_POLL)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="run-watch", daemon=True).start()
 
 
 def _normalise(numbers: list[str], region: str, area_code: str) -> E164:
@@ -70,7 +82,7 @@ class NumberWorker:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_quiet)
+                    initializer=_start, initargs=(os.getpid(),))
             return self._pool.submit(_normalise, distinct, self.region, self.area_code)
         except Exception as exc:  # noqa: BLE001 - the run goes on without the worker
             self._give_up(exc)
