@@ -26,17 +26,6 @@ DEFAULT_DELTA_PAGE = 100
 MAX_DELTA_PAGE = 200
 MAX_TOP = 1000
 
-# Graph property names of a contact (lower-case -> canonical) for $select validation.
-CONTACT_PROPS = [
-    "id", "createdDateTime", "lastModifiedDateTime", "changeKey", "categories",
-    "parentFolderId", "birthday", "fileAs", "displayName", "givenName", "initials",
-    "middleName", "nickName", "surname", "title", "yomiGivenName", "yomiSurname",
-    "yomiCompanyName", "generation", "imAddresses", "jobTitle", "companyName", "department",
-    "officeLocation", "profession", "businessHomePage", "assistantName", "manager",
-    "homePhones", "mobilePhone", "businessPhones", "spouseName", "personalNotes", "children",
-    "emailAddresses", "homeAddress", "businessAddress", "otherAddress",
-]
-_PROP_BY_LOWER = {p.lower(): p for p in CONTACT_PROPS}
 # tag (upper-case hex) -> our number type
 _TYPE_BY_TAG = {tag.upper(): t for t, tag in {**MAPI_TAGS, **VISIBLE_MAPI_TAGS}.items()}
 _EXPAND_RE = re.compile(r"^singleValueExtendedProperties\(\$filter=(.*)\)$", re.IGNORECASE)
@@ -64,53 +53,70 @@ def _none(value: str) -> str | None:
     return value or None
 
 
+def _file_as(item: Item) -> str:
+    return ", ".join(p for p in (item.surname, item.given_name) if p) or item.display_name
+
+
+def _phones(item: Item, kind: str) -> list[str]:
+    # Outlook keeps at most two business and two home numbers; Graph compacts the lists, so a
+    # lone "Business 2" number comes as businessPhones[0] (as in Graph).
+    n = item.numbers
+    return [n[t] for t in (kind, f"{kind}2") if t in n] + _extra(item, kind)
+
+
+# Every v1.0 property of a contact, in Graph's order, and how to render it (hidden number
+# types are NOT among them). One function per property: a $select renders only its own.
+_PROPERTIES: dict[str, Any] = {
+    "@odata.etag": lambda i: f'W/"{i.change_key}"',
+    "id": lambda i: i.graph_id,
+    "createdDateTime": lambda i: i.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "lastModifiedDateTime": lambda i: i.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "changeKey": lambda i: i.change_key,
+    "categories": lambda i: list(i.categories),
+    "parentFolderId": lambda i: i.folder.graph_id,
+    "birthday": lambda i: None,
+    "fileAs": _file_as,
+    "displayName": lambda i: _none(i.display_name),
+    "givenName": lambda i: _none(i.given_name),
+    "initials": lambda i: None,
+    "middleName": lambda i: None,
+    "nickName": lambda i: None,
+    "surname": lambda i: _none(i.surname),
+    "title": lambda i: None,
+    "yomiGivenName": lambda i: None,
+    "yomiSurname": lambda i: None,
+    "yomiCompanyName": lambda i: None,
+    "generation": lambda i: None,
+    "imAddresses": lambda i: [],
+    "jobTitle": lambda i: _none(i.job_title),
+    "companyName": lambda i: _none(i.company),
+    "department": lambda i: _none(i.department),
+    "officeLocation": lambda i: None,
+    "profession": lambda i: None,
+    "businessHomePage": lambda i: None,
+    "assistantName": lambda i: None,
+    "manager": lambda i: None,
+    "homePhones": lambda i: _phones(i, "home"),
+    "mobilePhone": lambda i: i.numbers.get("mobile"),
+    "businessPhones": lambda i: _phones(i, "business"),
+    "spouseName": lambda i: None,
+    "personalNotes": lambda i: i.notes,
+    "children": lambda i: [],
+    "emailAddresses": lambda i: [{"name": e, "address": e} for e in i.emails],
+    "homeAddress": lambda i: {},
+    "businessAddress": lambda i: {},
+    "otherAddress": lambda i: {},
+}
+
+
+# Graph property names of a contact (lower-case -> canonical) for $select validation.
+CONTACT_PROPS = [p for p in _PROPERTIES if p != "@odata.etag"]
+_PROP_BY_LOWER = {p.lower(): p for p in CONTACT_PROPS}
+
+
 def contact_json(item: Item) -> dict[str, Any]:
     """All v1.0 properties of a contact (hidden number types are NOT among them)."""
-    n = item.numbers
-    return {
-        "@odata.etag": f'W/"{item.change_key}"',
-        "id": item.graph_id,
-        "createdDateTime": item.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lastModifiedDateTime": item.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "changeKey": item.change_key,
-        "categories": list(item.categories),
-        "parentFolderId": item.folder.graph_id,
-        "birthday": None,
-        "fileAs": ", ".join(p for p in (item.surname, item.given_name) if p) or item.display_name,
-        "displayName": _none(item.display_name),
-        "givenName": _none(item.given_name),
-        "initials": None,
-        "middleName": None,
-        "nickName": None,
-        "surname": _none(item.surname),
-        "title": None,
-        "yomiGivenName": None,
-        "yomiSurname": None,
-        "yomiCompanyName": None,
-        "generation": None,
-        "imAddresses": [],
-        "jobTitle": _none(item.job_title),
-        "companyName": _none(item.company),
-        "department": _none(item.department),
-        "officeLocation": None,
-        "profession": None,
-        "businessHomePage": None,
-        "assistantName": None,
-        "manager": None,
-        # Outlook keeps at most two business and two home numbers; Graph compacts the lists,
-        # so a lone "Business 2" number comes as businessPhones[0] (as in Graph).
-        "homePhones": [n[t] for t in ("home", "home2") if t in n] + _extra(item, "home"),
-        "mobilePhone": n.get("mobile"),
-        "businessPhones": ([n[t] for t in ("business", "business2") if t in n]
-                           + _extra(item, "business")),
-        "spouseName": None,
-        "personalNotes": item.notes,
-        "children": [],
-        "emailAddresses": [{"name": e, "address": e} for e in item.emails],
-        "homeAddress": {},
-        "businessAddress": {},
-        "otherAddress": {},
-    }
+    return {name: render(item) for name, render in _PROPERTIES.items()}
 
 
 def _extra(item: Item, kind: str) -> list[str]:
@@ -122,12 +128,11 @@ def selected_json(item: Item, select: tuple[str, ...]) -> dict[str, Any]:
     key = ("graph", select)
     cached = item.cache.get(key)
     if cached is None:
-        full = contact_json(item)
         if select:
-            cached = {"@odata.etag": full["@odata.etag"], "id": full["id"]}
-            cached.update({p: full[p] for p in select if p != "id"})
+            cached = {p: _PROPERTIES[p](item)
+                      for p in ("@odata.etag", "id", *(p for p in select if p != "id"))}
         else:
-            cached = full
+            cached = contact_json(item)
         item.cache[key] = cached
     return cached
 
