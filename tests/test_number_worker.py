@@ -117,3 +117,35 @@ def test_the_worker_ends_with_a_killed_run(tmp_path) -> None:  # type: ignore[no
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     raise AssertionError("the number worker outlived the killed run by 20 s")
+
+
+def test_a_worker_killed_mid_sync_loses_nothing(office_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker dies (OOM killer) while the run waits for it: the run computes the numbers
+    itself, exits 0 without a word about it, and every E.164 is right."""
+    take = NumberWorker.take
+    killed: list[int] = []
+
+    def kill_then_take(self: NumberWorker, fut: Any) -> dict[str, str | None]:
+        if self._pool is not None and not killed:
+            for proc in list(self._pool._processes.values()):
+                proc.kill()
+                proc.join()
+                killed.append(proc.pid)
+        return take(self, fut)
+
+    monkeypatch.setattr(numbers, "MIN_NUMBERS", 1)
+    monkeypatch.setattr(numbers, "_cores", lambda: 2)
+    monkeypatch.setattr(NumberWorker, "take", kill_then_take)
+    tenant = generate_tenant(seed=4, mailboxes=3, contacts_per_mailbox=30,
+                             roles=("Contacts.Read",))
+    office = office_factory(tenant)
+    r = office.sync()
+    assert r.code == 0, r.err
+    assert killed and "worker" not in r.err.lower() and "Traceback" not in r.err
+    checked = 0
+    for email in tenant.mailboxes:
+        for entry in office.book(email)["entries"]:
+            for n in entry["numbers"]:
+                assert n["e164"] == to_e164(n["number"], "DE", ""), n
+                checked += 1
+    assert checked > 60
