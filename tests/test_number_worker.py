@@ -19,6 +19,32 @@ WRITTEN = ["+49 89 12345-0", "030 1234-567", "0171 1234567", "089 / 12 34 56", "
            "1-800-FLOWERS", "+49 (0)40 123456", "91551000", ""]
 
 
+def sync_through_worker(office_factory: Any, monkeypatch: Any, take: Any, mailboxes: int
+                        ) -> tuple[Any, Any, Any]:
+    """A first sync (Graph) in which every read goes to the worker and ``take`` replaces
+    ``NumberWorker.take``; (office, tenant, result), the run having exited 0."""
+    monkeypatch.setattr(numbers, "MIN_NUMBERS", 1)
+    monkeypatch.setattr(numbers, "_cores", lambda: 2)
+    monkeypatch.setattr(NumberWorker, "take", take)
+    tenant = generate_tenant(seed=mailboxes, mailboxes=mailboxes, contacts_per_mailbox=30,
+                             roles=("Contacts.Read",))
+    office = office_factory(tenant)
+    r = office.sync()
+    assert r.code == 0, r.err
+    return office, tenant, r
+
+
+def checked_e164(office: Any, tenant: Any) -> int:
+    """Every E.164 in the phonebooks is ``to_e164`` of its number as written; how many."""
+    checked = 0
+    for email in tenant.mailboxes:
+        for entry in office.book(email)["entries"]:
+            for n in entry["numbers"]:
+                assert n["e164"] == to_e164(n["number"], "DE", ""), n
+                checked += 1
+    return checked
+
+
 def sample() -> list[str]:
     rng = random.Random(5)
     return WRITTEN + [random_number(rng) for _ in range(300)]
@@ -64,22 +90,9 @@ def test_sync_through_the_worker_writes_the_same_e164(office_factory, monkeypatc
         answered.append(len(got))
         return got
 
-    monkeypatch.setattr(numbers, "MIN_NUMBERS", 1)
-    monkeypatch.setattr(numbers, "_cores", lambda: 2)
-    monkeypatch.setattr(NumberWorker, "take", spy)
-    tenant = generate_tenant(seed=3, mailboxes=2, contacts_per_mailbox=30,
-                             roles=("Contacts.Read",))
-    office = office_factory(tenant)
-    r = office.sync()
-    assert r.code == 0, r.err
+    office, tenant, r = sync_through_worker(office_factory, monkeypatch, spy, mailboxes=2)
     assert len(answered) == 2 and all(answered), answered
-    checked = 0
-    for email in tenant.mailboxes:
-        for entry in office.book(email)["entries"]:
-            for n in entry["numbers"]:
-                assert n["e164"] == to_e164(n["number"], "DE", ""), n
-                checked += 1
-    assert checked > 40
+    assert checked_e164(office, tenant) > 40
 
 
 def test_the_worker_ends_with_a_killed_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -133,19 +146,7 @@ def test_a_worker_killed_mid_sync_loses_nothing(office_factory, monkeypatch) -> 
                 killed.append(proc.pid)
         return take(self, fut)
 
-    monkeypatch.setattr(numbers, "MIN_NUMBERS", 1)
-    monkeypatch.setattr(numbers, "_cores", lambda: 2)
-    monkeypatch.setattr(NumberWorker, "take", kill_then_take)
-    tenant = generate_tenant(seed=4, mailboxes=3, contacts_per_mailbox=30,
-                             roles=("Contacts.Read",))
-    office = office_factory(tenant)
-    r = office.sync()
-    assert r.code == 0, r.err
+    office, tenant, r = sync_through_worker(office_factory, monkeypatch, kill_then_take,
+                                            mailboxes=3)
     assert killed and "worker" not in r.err.lower() and "Traceback" not in r.err
-    checked = 0
-    for email in tenant.mailboxes:
-        for entry in office.book(email)["entries"]:
-            for n in entry["numbers"]:
-                assert n["e164"] == to_e164(n["number"], "DE", ""), n
-                checked += 1
-    assert checked > 60
+    assert checked_e164(office, tenant) > 60
