@@ -225,9 +225,12 @@ def test_shared_mailbox(office_factory, cli, api):
     assert cli("shared", "remove", "kontakte@contoso.de").code == 2
 
 
-def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
-    t = Tenant(seed=20)
-    t.add_app(roles=("Contacts.Read",))
+def service_mailbox(office_factory, seed: int, role: str):  # type: ignore[no-untyped-def]
+    """A tenant with one synced user and the shared mailbox service@contoso.de: one contact
+    in Contacts (not in the folder), and the folders Kunden and Kunden/Nord (empty).
+    Returns (tenant, office, service mailbox, Kunden, Nord)."""
+    t = Tenant(seed=seed)
+    t.add_app(roles=(role,))
     t.add_mailbox("anna.berg@contoso.de").add_contact(given_name="A", surname="B",
                                                       numbers={"mobile": "0171 1"})
     office = office_factory(t)
@@ -235,6 +238,11 @@ def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
     service.add_contact(given_name="Nicht", surname="drin", numbers={"mobile": "0171 2"})
     kunden = service.add_folder("Kunden")
     nord = service.add_folder("Nord", parent=kunden)
+    return t, office, service, kunden, nord
+
+
+def test_shared_mailbox_folder_and_failures(office_factory, cli, database):
+    t, office, service, kunden, nord = service_mailbox(office_factory, 20, "Contacts.Read")
     service.add_contact(given_name="Kunde", surname="Nord", folder=nord,
                         numbers={"business": "040 5550"})
     t.add_mailbox("gesperrt@contoso.de", impersonation_denied=True)
@@ -316,15 +324,7 @@ def test_public_folder_on_premises(office_factory, cli):
 
 
 def test_shared_mailbox_folder_over_ews(office_factory, cli):
-    t = Tenant(seed=22)
-    t.add_app(roles=("full_access_as_app",))
-    t.add_mailbox("anna.berg@contoso.de").add_contact(given_name="A", surname="B",
-                                                      numbers={"mobile": "0171 1"})
-    office = office_factory(t)
-    service = t.add_mailbox("service@contoso.de")
-    service.add_contact(given_name="Nicht", surname="drin", numbers={"mobile": "0171 2"})
-    kunden = service.add_folder("Kunden")
-    nord = service.add_folder("Nord", parent=kunden)
+    t, office, service, kunden, nord = service_mailbox(office_factory, 22, "full_access_as_app")
     service.add_contact(given_name="Kunde", surname="Eins", folder=kunden,
                         numbers={"business": "040 5551"})
     gone = service.add_contact(given_name="Kunde", surname="Nord", folder=nord,

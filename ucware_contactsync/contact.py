@@ -53,9 +53,9 @@ EWS_LABELS: dict[str, str] = {
 }
 
 
-# json.dumps(payload, ensure_ascii=False, separators=(",", ":")), without building an encoder
-# per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")) without building an encoder per
+# call: content hashes and history snapshots.
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +106,5 @@ class Contact:
             [[n.type, n.number] for n in self.numbers],
             sorted(self.categories),
         ]
-        raw = _ENCODE(payload)
+        raw = compact_json(payload)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from . import logs
+from .contact import compact_json
 from .db import insert_many
 from .model import Change, Entry, KeyValue, Number, Phonebook, Run, User, table_of, utcnow
 
@@ -57,12 +58,8 @@ def public(snap: Snapshot | None) -> dict[str, Any] | None:
     return None if snap is None else {k: snap.get(k) for k in ENTRY_KEYS}
 
 
-# One encoder for all snapshots (json.dumps with options builds a new one per call).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def dumps(snap: Snapshot | None) -> str | None:
-    return None if snap is None else _ENCODE(snap)
+    return None if snap is None else compact_json(snap)
 
 
 def loads(text: str | None) -> Snapshot | None:

@@ -61,6 +61,13 @@ class DiffCounts:
         return (f"{self.added} added, {self.updated} updated, "
                 f"{self.removed} removed, {self.unchanged} unchanged")
 
+    @staticmethod
+    def total(counts: Iterable[DiffCounts | None]) -> DiffCounts:
+        """The sum of several diffs' counts (a run's summary line)."""
+        done = [c for c in counts if c is not None]
+        return DiffCounts(sum(c.added for c in done), sum(c.updated for c in done),
+                          sum(c.removed for c in done), sum(c.unchanged for c in done))
+
 
 @dataclass
 class Diff:

@@ -76,9 +76,8 @@ class RunResult:
     def summary(self) -> str:
         ok = [u for u in self.users if u.status == "ok"]
         skipped = [u for u in self.users if u.status == "skipped"]
-        adds = sum(u.diff.added for u in ok if u.diff)
-        upd = sum(u.diff.updated for u in ok if u.diff)
-        rem = sum(u.diff.removed for u in ok if u.diff)
+        t = DiffCounts.total(u.diff for u in ok)
+        adds, upd, rem = t.added, t.updated, t.removed
         users = "user" if len(ok) == 1 else "users"
         if self.dry_run:
             return (f"dry run via {self.api}, nothing written: {len(ok)} {users} read, "

@@ -80,12 +80,11 @@ class SharedRun:
 
     def summary(self) -> str:
         ok = [r for r in self.results if r.status == "ok" and r.diff]
-        add = sum(r.diff.added for r in ok if r.diff)
-        upd = sum(r.diff.updated for r in ok if r.diff)
-        rem = sum(r.diff.removed for r in ok if r.diff)
+        t = DiffCounts.total(r.diff for r in ok)
         verb = "would be" if self.dry_run else "synced"
         return (f"shared phonebooks: {len(ok)} {verb}, {len(self.failed)} failed; "
-                f"{add} added, {upd} updated, {rem} removed in {self.seconds:.1f} s")
+                f"{t.added} added, {t.updated} updated, {t.removed} removed in "
+                f"{self.seconds:.1f} s")
 
 
 def configured(session: Session, settings: Settings) -> list[SharedBook]:

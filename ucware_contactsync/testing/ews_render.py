@@ -120,8 +120,7 @@ def render_item(item: Item, shape: Shape) -> str:
         item.cache[key] = xml
         return xml
     if w("contacts:FileAs"):
-        file_as = ", ".join(p for p in (item.surname, item.given_name) if p) or item.display_name
-        out.append(_text("FileAs", file_as))
+        out.append(_text("FileAs", item.file_as))
     if w("contacts:DisplayName"):
         out.append(_text("DisplayName", item.display_name))
     if w("contacts:GivenName"):

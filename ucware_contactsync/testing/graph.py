@@ -53,10 +53,6 @@ def _none(value: str) -> str | None:
     return value or None
 
 
-def _file_as(item: Item) -> str:
-    return ", ".join(p for p in (item.surname, item.given_name) if p) or item.display_name
-
-
 def _phones(item: Item, kind: str) -> list[str]:
     # Outlook keeps at most two business and two home numbers; Graph compacts the lists, so a
     # lone "Business 2" number comes as businessPhones[0] (as in Graph).
@@ -75,7 +71,7 @@ _PROPERTIES: dict[str, Any] = {
     "categories": lambda i: list(i.categories),
     "parentFolderId": lambda i: i.folder.graph_id,
     "birthday": lambda i: None,
-    "fileAs": _file_as,
+    "fileAs": lambda i: i.file_as,
     "displayName": lambda i: _none(i.display_name),
     "givenName": lambda i: _none(i.given_name),
     "initials": lambda i: None,

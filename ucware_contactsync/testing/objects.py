@@ -86,8 +86,23 @@ class Member:
     email: str
 
 
+class _Ids:
+    """``id`` (the EWS spelling) and ``graph_id`` of a stored object with an ``ews_id``."""
+
+    __slots__ = ()
+    ews_id: str
+
+    @property
+    def id(self) -> str:
+        return self.ews_id
+
+    @property
+    def graph_id(self) -> str:
+        return ews_to_graph_id(self.ews_id)
+
+
 @dataclass(eq=False, slots=True)
-class Folder:
+class Folder(_Ids):
     mailbox: Mailbox
     ews_id: str
     change_key: str
@@ -100,14 +115,6 @@ class Folder:
     items: dict[str, Item] = field(default_factory=dict)  # by EWS id, insertion-ordered
     tombstones: list[Tombstone] = field(default_factory=list)
     change_log: list[Change] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.ews_id
-
-    @property
-    def graph_id(self) -> str:
-        return ews_to_graph_id(self.ews_id)
 
     @property
     def folder_class(self) -> str | None:
@@ -141,19 +148,15 @@ class Change:
 
 
 @dataclass(slots=True)
-class Tombstone:
+class Tombstone(_Ids):
     ews_id: str
     kind: ItemKind
     created_seq: int
     deleted_seq: int
 
-    @property
-    def graph_id(self) -> str:
-        return ews_to_graph_id(self.ews_id)
-
 
 @dataclass(eq=False, slots=True)
-class Item:
+class Item(_Ids):
     """A stored contact or distribution list, as the fake Exchange keeps it."""
 
     mailbox: Mailbox
@@ -183,12 +186,9 @@ class Item:
     cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
-    def id(self) -> str:
-        return self.ews_id
-
-    @property
-    def graph_id(self) -> str:
-        return ews_to_graph_id(self.ews_id)
+    def file_as(self) -> str:
+        """Outlook's "File as" (EWS FileAs, Graph fileAs): "Surname, Given", else the name."""
+        return ", ".join(p for p in (self.surname, self.given_name) if p) or self.display_name
 
     @property
     def created(self) -> dt.datetime:
