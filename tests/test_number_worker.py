@@ -59,6 +59,23 @@ def test_worker_answers_what_to_e164_answers(region: str, area_code: str) -> Non
     assert any(v is None for v in got.values()) and any(v for v in got.values())
 
 
+def test_worker_on_libphonenumbers_own_examples() -> None:
+    """The corpus of tests/test_phone_corpus.py (libphonenumber's example numbers of every
+    region and type, written the ways people write them, plus area codes and DIN suffixes):
+    through the worker, each region and area code in its own worker round, the same E.164 as
+    libphonenumber's truth there."""
+    from test_phone_corpus import _corpus
+
+    groups: dict[tuple[str, str], dict[str, str | None]] = {}
+    for written, region, area_code, expected in _corpus():
+        groups.setdefault((region, area_code), {})[written] = expected
+    assert sum(map(len, groups.values())) > 500
+    for (region, area_code), expected in groups.items():
+        with NumberWorker(region, area_code, min_numbers=1) as worker:
+            worker.enabled = True
+            assert worker.take(worker.submit(list(expected))) == expected, (region, area_code)
+
+
 def test_small_reads_stay_in_process() -> None:
     with NumberWorker("DE", "", min_numbers=50) as worker:
         worker.enabled = True
