@@ -164,8 +164,8 @@ class ProviderCredentials(OAuth2Credentials):
 class _Chunked:
     """A response whose ``iter_content()`` gives 64 KiB chunks instead of requests' default
     of one byte: exchangelib parses the SOAP body from ``response.iter_content()``, so a
-    300 KB page of contacts meant 300,000 Python iterations (a fifth of a full EWS read's
-    CPU)."""
+    300 KB page of contacts meant 300,000 Python iterations (18 % of a full EWS read
+    in a py-spy profile)."""
 
     def __init__(self, response: requests.Response) -> None:
         self._response = response
