@@ -309,9 +309,9 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     """INSERT ``rows`` (dicts with the same keys) in the session's transaction, as one
     executemany on the driver: SQLAlchemy's own executemany builds and processes a parameter
     set per row (benchmarks/writer.py: 1.50 s with it, 1.28 s without). Here the statement is
-    compiled once and each
-    column's SQLAlchemy bind processor (JSON, DateTime) is applied per value; anything else
-    (rows of differing keys, columns left to defaults) goes through SQLAlchemy."""
+    compiled once and each column's SQLAlchemy bind processor (JSON, DateTime) is applied per
+    value; anything else (rows of differing keys, columns left to defaults) goes through
+    SQLAlchemy."""
     if not rows:
         return
     conn = session.connection()
