@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 # The number types, in EWS order and spelling (our JSON / CLI / CSV names, docs/csv-format.md).
 NUMBER_TYPES: tuple[str, ...] = (
@@ -53,9 +56,19 @@ EWS_LABELS: dict[str, str] = {
 }
 
 
-# json.dumps(value, ensure_ascii=False, separators=(",", ":")) without building an encoder per
-# call: content hashes and history snapshots.
-compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Types json.dumps refuses: orjson must refuse them too, not write them its own way.
+_REFUSE = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, the same text (tested
+    for every code point): content hashes and history snapshots. orjson writes it several
+    times faster; what orjson refuses (lone surrogates) json writes as before."""
+    try:
+        return orjson.dumps(value, option=_REFUSE).decode()
+    except TypeError:
+        return _json_encode(value)
 
 
 @dataclass(frozen=True, slots=True)
