@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..contact import compact_json
+
 if TYPE_CHECKING:
     from .httpd import RequestRecord
     from .server import FakeExchange
@@ -89,7 +91,7 @@ def handle_batch(fx: FakeExchange, h: Any, rec: RequestRecord, body: bytes
     if len(set(ids)) != len(ids):
         return bad(400, "BadRequest", "Batch request ids must be unique.")
     outer = _Headers({k: v for k, v in h.headers.items()})
-    responses = []
+    responses: list[bytes] = []
     for r in requests:
         url = str(r["url"])
         split = urlsplit(url if url.startswith("/") else "/" + url)
@@ -106,7 +108,8 @@ def handle_batch(fx: FakeExchange, h: Any, rec: RequestRecord, body: bytes
         fx._log(sub)
         keep = {k: v for k, v in sub_out.items() if k.lower() in ("retry-after", "content-type",
                                                                    "preference-applied")}
-        responses.append({"id": str(r["id"]), "status": status, "headers": keep,
-                          "body": json.loads(payload) if payload else None})
-    return 200, headers, json.dumps({"responses": responses}, ensure_ascii=False,
-                                    separators=(",", ":")).encode("utf-8")
+        # The sub-response's JSON goes in as it is, not parsed and written again.
+        responses.append(b'{"id":%s,"status":%d,"headers":%s,"body":%s}' % (
+            compact_json(str(r["id"])).encode(), status, compact_json(keep).encode(),
+            payload or b"null"))
+    return 200, headers, b'{"responses":[%s]}' % b",".join(responses)

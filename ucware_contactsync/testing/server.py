@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from ..contact import compact_json
 from . import graph_directory
 from .certs import make_certificates
 from .ews import Ews, EwsRequestError, parse_request, soap_fault
@@ -414,8 +415,8 @@ class FakeExchange:
             rec.fault = "item_not_found"
             return err(404, "ErrorItemNotFound", "The specified object was not found in the "
                                                  "store.")
-        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(
-            reply.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        payload = reply.body if isinstance(reply.body, bytes) else compact_json(
+            reply.body).encode("utf-8")
         return reply.status, {**base_headers, **reply.headers}, payload
 
 
