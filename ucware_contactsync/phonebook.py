@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from . import history
@@ -119,15 +119,26 @@ def clean_title(title: str) -> str:
     return _UNSTORABLE.sub("", title.replace("\t", " ").replace("\n", " ")).strip()
 
 
+# Statements run once per phonebook and run: built once (building one costs more than
+# SQLAlchemy's cached execution of it).
+_EXISTING = (
+    select(Entry.id, Entry.source_id, Entry.content_hash, Entry.change_key, Entry.display_name)
+    .where(Entry.phonebook_id == bindparam("book"), Entry.origin == bindparam("origin"),
+           Entry.source_id.is_not(None))
+    # In pieces: a phonebook of 140,000 entries is not also held as a list of rows.
+    .execution_options(yield_per=CHUNK * 4)
+)
+_IDS_BY_SOURCE = select(ENTRIES.c.source_id, ENTRIES.c.id).where(
+    ENTRIES.c.phonebook_id == bindparam("book"), ENTRIES.c.origin == bindparam("origin"),
+    ENTRIES.c.source_id.in_(bindparam("sids", expanding=True)))
+_TOUCH = update(Phonebook).where(Phonebook.id == bindparam("book")).values(
+    updated_at=bindparam("now", type_=table_of(Phonebook).c.updated_at.type))
+_BY_TITLE = select(Phonebook).where(Phonebook.owner_id == bindparam("owner"),
+                                    Phonebook.title == bindparam("title"))
+
+
 def existing_entries(session: Session, phonebook_id: int, origin: str) -> dict[str, ExistingEntry]:
-    rows = session.execute(
-        select(Entry.id, Entry.source_id, Entry.content_hash, Entry.change_key,
-               Entry.display_name)
-        .where(Entry.phonebook_id == phonebook_id, Entry.origin == origin,
-               Entry.source_id.is_not(None))
-        # In pieces: a phonebook of 140,000 entries is not also held as a list of rows.
-        .execution_options(yield_per=CHUNK * 4)
-    )
+    rows = session.execute(_EXISTING, {"book": phonebook_id, "origin": origin})
     return {r.source_id: ExistingEntry(r.id, r.source_id, r.content_hash, r.change_key,
                                        r.display_name)
             for r in rows if r.source_id is not None}
@@ -284,9 +295,7 @@ def apply(session: Session, phonebook: Phonebook, diff: Diff, origin: str, regio
         nums = _insert_numbers(session, list(zip(new_ids, batch, strict=True)), region,
                                area_code, known)
         written += zip(new_ids, rows, nums, strict=True)
-    session.execute(
-        update(Phonebook).where(Phonebook.id == phonebook.id).values(updated_at=now)
-    )
+    session.execute(_TOUCH, {"book": phonebook.id, "now": now})
     if before is not None and rec is not None:
         rec.add(session, phonebook, history.changes_of(diff.removes, before, written, origin))
 
@@ -305,9 +314,7 @@ def _insert_entries(session: Session, phonebook_id: int, origin: str,
     # one statement per row.)
     insert_many(session, ENTRIES, rows)
     ids = {sid: entry_id for sid, entry_id in session.execute(
-        select(ENTRIES.c.source_id, ENTRIES.c.id).where(
-            ENTRIES.c.phonebook_id == phonebook_id, ENTRIES.c.origin == origin,
-            ENTRIES.c.source_id.in_(sids)))}
+        _IDS_BY_SOURCE, {"book": phonebook_id, "origin": origin, "sids": sids})}
     return [ids[sid] for sid in sids]
 
 
@@ -324,9 +331,7 @@ def _insert_numbers(session: Session, pairs: list[tuple[int, Contact]], region: 
 
 
 def get_phonebook(session: Session, owner: User, title: str) -> Phonebook | None:
-    return session.scalar(
-        select(Phonebook).where(Phonebook.owner_id == owner.id, Phonebook.title == title)
-    )
+    return session.scalar(_BY_TITLE, {"owner": owner.id, "title": title})
 
 
 def ensure_phonebook(session: Session, owner: User, title: str, source: str) -> Phonebook:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from .. import directory, logs
@@ -42,6 +42,15 @@ log = logs.get("sync")
 ORIGIN = Origin.MAILBOX
 # Reads queued or done but not yet written, per worker (bounds memory).
 AHEAD = 2
+
+
+# The states of a user's synced phonebook under a title, read from one mailbox through one
+# API. Built once: building it cost more than running it, once per mailbox and run.
+_STATES = (select(SyncState.folder_id, SyncState.state)
+           .join(Phonebook, Phonebook.id == SyncState.phonebook_id)
+           .where(Phonebook.owner_id == bindparam("owner"), Phonebook.title == bindparam("title"),
+                  Phonebook.source == ORIGIN.value, SyncState.api == bindparam("api"),
+                  SyncState.mailbox == bindparam("mailbox")))
 
 
 @dataclass
@@ -141,14 +150,8 @@ class SyncEngine:
         if self.full:
             return {}
         with self.db.session() as s:
-            book = s.scalar(select(Phonebook.id).where(
-                Phonebook.owner_id == user_id, Phonebook.title == self.settings.phonebookname,
-                Phonebook.source == ORIGIN.value))
-            if book is None:
-                return {}
-            rows = s.execute(select(SyncState.folder_id, SyncState.state).where(
-                SyncState.phonebook_id == book, SyncState.api == self.source.api,
-                SyncState.mailbox == email.lower()))
+            rows = s.execute(_STATES, {"owner": user_id, "title": self.settings.phonebookname,
+                                       "api": self.source.api, "mailbox": email.lower()})
             return {folder: state for folder, state in rows}
 
     def _release_left(self) -> None:
@@ -330,9 +333,10 @@ class SyncEngine:
             if row.state != new:
                 row.state, row.updated_at = new, now
         s.flush()  # deletes before inserts: (phonebook, api, folder) is unique
-        s.add_all(SyncState(phonebook_id=book_id, mailbox=mailbox, api=api, folder_id=f,
-                            state=st, updated_at=now)
-                  for f, st in states.items() if f not in kept)
+        new_rows = [{"phonebook_id": book_id, "mailbox": mailbox, "api": api, "folder_id": f,
+                     "state": st, "updated_at": now} for f, st in states.items() if f not in kept]
+        if new_rows:  # Core, not the unit of work: a first sync adds them for every mailbox
+            s.execute(insert(SyncState), new_rows)
 
 
 def log_result(result: RunResult) -> None:
