@@ -521,7 +521,9 @@ class SmallDisk:
         """Fill the filesystem, then give ``leave`` bytes back."""
         chunk = b"\0" * 65536
         try:
-            f = open(self.filler, "ab")  # noqa: SIM115 - closed by the with below
+            # Unbuffered: a buffered file keeps the chunk that did not fit and fails again,
+            # with ENOSPC, when it is closed.
+            f = open(self.filler, "ab", buffering=0)  # noqa: SIM115 - closed by the with below
         except OSError as exc:  # the database already took the last block: full enough
             if exc.errno != errno.ENOSPC:
                 raise
@@ -530,7 +532,6 @@ class SmallDisk:
             try:
                 while True:
                     f.write(chunk)
-                    f.flush()
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise

@@ -8,6 +8,7 @@ never touches anyone else's.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -99,26 +100,31 @@ class RunResult:
                 f"in {self.seconds:.1f} s")
 
 
+_gc_lock = threading.Lock()
+_gc_runs = 0  # runs in this process now (tests run several at once)
+_gc_before: tuple[int, int, int] = (700, 10, 10)
+
+
 @contextmanager
 def fewer_collections() -> Iterator[None]:
     """A run allocates millions of short-lived objects (JSON, contacts, rows): at CPython's
     default thresholds the cyclic collector ran 5,211 times in a first sync of 1,000 × 200,
-    3.6 s holding the interpreter lock the writer waits for. During the run what exists
-    before it is frozen (not scanned again) and the youngest generation is collected every
-    10,000 net allocations instead of 700: 11 collections, 0.06 s, the same peak RSS
-    (docs/performance.md). Both are undone afterwards (a freeze made by whoever embeds us is
-    left alone)."""
-    before = gc.get_threshold()
-    freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
-    gc.set_threshold(10_000, *before[1:])
+    3.6 s holding the interpreter lock the writer waits for. During runs the youngest
+    generation is collected every 10,000 net allocations instead of 700
+    (docs/performance.md); the last run to end puts the thresholds back."""
+    global _gc_runs, _gc_before
+    with _gc_lock:
+        if _gc_runs == 0:
+            _gc_before = gc.get_threshold()
+            gc.set_threshold(max(10_000, _gc_before[0]), *_gc_before[1:])
+        _gc_runs += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        if freeze:
-            gc.unfreeze()
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.set_threshold(*_gc_before)
 
 
 class _Pool(ThreadPoolExecutor):
