@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from .. import directory, logs
 from ..db import Database, database_failure
 from ..errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError
-from ..model import Entry, Phonebook, SyncState, User, utcnow
+from ..model import Entry, Phonebook, SyncState, User
 from ..ownership import Origin
 from ..phonebook import (
     DiffCounts,
@@ -39,6 +39,7 @@ from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 from . import guard
 from .numbers import E164, NumberWorker
+from .states import store
 
 log = logs.get("sync")
 
@@ -349,28 +350,11 @@ class SyncEngine:
 
     def _store_states(self, s: Session, user_id: int, book_id: int, email: str,
                       states: dict[str, str]) -> None:
-        """Make the stored states of this user equal ``states``, keyed by this phonebook,
-        mailbox and API, writing only the rows that differ (an unchanged mailbox often keeps
-        its states). Every other state of the user's phonebooks (another title, mailbox or
-        API) is stale once this one has written: it goes."""
-        now = utcnow()
-        api, mailbox = self.source.api, email.lower()
-        kept: set[str] = set()
+        """This phonebook's states; every other state of the user's phonebooks (another
+        title, mailbox or API) goes."""
         books = select(Phonebook.id).where(Phonebook.owner_id == user_id)
-        for row in s.scalars(select(SyncState).where(SyncState.phonebook_id.in_(books))):
-            new = states.get(row.folder_id)
-            if (row.phonebook_id, row.api, row.mailbox) != (book_id, api, mailbox) \
-                    or new is None or row.folder_id in kept:
-                s.delete(row)
-                continue
-            kept.add(row.folder_id)
-            if row.state != new:
-                row.state, row.updated_at = new, now
-        s.flush()  # deletes before inserts: (phonebook, api, folder) is unique
-        new_rows = [{"phonebook_id": book_id, "mailbox": mailbox, "api": api, "folder_id": f,
-                     "state": st, "updated_at": now} for f, st in states.items() if f not in kept]
-        if new_rows:  # Core, not the unit of work: a first sync adds them for every mailbox
-            s.execute(insert(SyncState), new_rows)
+        store(s, SyncState.phonebook_id.in_(books), book_id, email.lower(), self.source.api,
+              states)
 
 
 def log_result(result: RunResult) -> None:

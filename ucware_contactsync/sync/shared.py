@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 from .. import logs
 from ..db import Database, database_failure
 from ..errors import EXIT_OK, EXIT_PARTIAL
-from ..model import Phonebook, SyncState, utcnow
+from ..model import Phonebook, SyncState
 from ..ownership import Origin, may_write
 from ..phonebook import DiffCounts, apply, diff_read, existing_entries
 from ..settings import Settings
 from ..sources import ContactSource, Kind, MailboxRead, SourceError
 from . import guard
+from .states import store
 
 log = logs.get("sync")
 
@@ -220,7 +221,8 @@ class SharedSync:
                 else:
                     apply(s, pb, diff, book.kind, self.settings.default_region,
                           self.settings.area_code)
-                    _store_states(s, pb.id, book.state_key, read)
+                    store(s, SyncState.phonebook_id == pb.id, pb.id, book.state_key, read.api,
+                          read.states)
         except Exception as exc:  # noqa: BLE001 - rolled back; the other phonebooks go on
             log.debug("write of %s failed", book.label, exc_info=True)
             failure = database_failure(exc, self.db.url)
@@ -232,20 +234,3 @@ class SharedSync:
         return SharedResult(book, "ok", diff=diff.counts())
 
 
-def _store_states(s: Session, book_id: int, key: str, read: MailboxRead) -> None:
-    """Make the phonebook's stored states equal the read's, writing only rows that differ;
-    states of another API or place are stale and go."""
-    now = utcnow()
-    kept: set[str] = set()
-    for row in s.scalars(select(SyncState).where(SyncState.phonebook_id == book_id)):
-        new = read.states.get(row.folder_id)
-        if row.api != read.api or row.mailbox != key or new is None or row.folder_id in kept:
-            s.delete(row)
-            continue
-        kept.add(row.folder_id)
-        if row.state != new:
-            row.state, row.updated_at = new, now
-    s.flush()  # deletes before inserts: (phonebook, api, folder) is unique
-    s.add_all(SyncState(phonebook_id=book_id, mailbox=key, api=read.api, folder_id=f,
-                        state=st, updated_at=now)
-              for f, st in read.states.items() if f not in kept)

@@ -273,7 +273,6 @@ def _json(resp: requests.Response) -> Any:
         return None
 
 
-
 def _seconds(raw: str | None) -> float | None:
     if not raw:
         return None
@@ -281,7 +280,6 @@ def _seconds(raw: str | None) -> float | None:
         return max(0.0, float(raw))
     except ValueError:
         return None
-
 
 
 def new_session(graph_url: str) -> requests.Session:
