@@ -9,6 +9,7 @@ lists (not on delta: Graph does not document it there, so we ignore it), ``Prefe
 odata.maxpagesize`` (delta caps it at 200 and reports ``Preference-Applied``). Next/delta links
 carry opaque signed tokens that remember ``$select``. Distribution lists are not contacts in
 Graph and never show up here. Unset string properties come as ``null``, as Graph sends them.
+A contact added as Graph JSON (``Mailbox.add_graph_contact``) is served as written instead.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def _extra(item: Item, kind: str) -> list[str]:
 
 
 def selected_json(item: Item, select: tuple[str, ...]) -> dict[str, Any]:
+    doc = item.mailbox.graph_docs.get(item.ews_id)
+    if doc is not None:
+        return document_json(item, doc, select)
     key = ("graph", select)
     cached = item.cache.get(key)
     if cached is None:
@@ -131,6 +135,16 @@ def selected_json(item: Item, select: tuple[str, ...]) -> dict[str, Any]:
             cached = contact_json(item)
         item.cache[key] = cached
     return cached
+
+
+def document_json(item: Item, doc: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+    """A contact added as Graph JSON (``Mailbox.add_graph_contact``): the document as written,
+    with ``$select`` only the selected keys it has. ``@odata.etag`` and ``id`` (Graph always
+    returns both) are the item's where the document has none."""
+    out: dict[str, Any] = {"@odata.etag": f'W/"{item.change_key}"', "id": item.graph_id}
+    keys = [k for k in ("@odata.etag", "id", *select) if k in doc] if select else list(doc)
+    out.update((k, doc[k]) for k in keys)
+    return out
 
 
 def extended_props(item: Item, wanted: list[str]) -> list[dict[str, str]]:

@@ -75,6 +75,8 @@ class Mailbox:
         self.epoch = 0  # bumped by invalidate_sync_states(): all issued states turn invalid
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}  # all live items by EWS id
+        # EWS id -> a contact as verbatim Graph JSON (add_graph_contact); Graph serves it as is.
+        self.graph_docs: dict[str, dict[str, Any]] = {}
         self.root = self._new_folder("", None, "root")
         self.msgfolderroot = self._new_folder("Top of Information Store", self.root,
                                               "msgfolderroot")
@@ -182,6 +184,35 @@ class Mailbox:
             self._store(item, seq)
             return item
 
+    def add_graph_contact(self, doc: dict[str, Any], folder: Folder | str | None = None) -> Item:
+        """A contact given as Graph JSON (e.g. an example from Microsoft's documentation) that
+        the Graph side serves as written: every key and value of ``doc``, ``$select`` picking
+        keys from it. ``id`` and ``changeKey`` are the document's when it has them (the EWS id
+        is the same bytes in standard base64), else generated ones, and Graph adds the ``id``
+        it always returns; ``@odata.context`` (an annotation of a response, not of the
+        contact) is dropped. EWS sees only the display name; change it by deleting the item
+        and adding a new document.
+        """
+        given = doc.get("id")
+        if given is not None and (not isinstance(given, str) or not given
+                                  or "+" in given or "/" in given):
+            raise ValueError(f"not a Graph id: {given!r}")
+        with self.tenant.lock:
+            target = self._resolve_folder(folder)
+            ews_id = (graph_to_ews_id(given) if given
+                      else self.tenant.new_entry_id(b"\x00\x03\x24\x00", 66))
+            if ews_id in self.items:
+                raise ValueError(f"item {given!r} exists in {self.smtp}")
+            key = doc.get("changeKey")
+            seq = self._next_seq()
+            name = doc.get("displayName")
+            item = Item(self, "contact", ews_id,
+                        key if isinstance(key, str) and key else self.tenant.new_change_key(),
+                        target, seq, seq, display_name=name if isinstance(name, str) else "")
+            self.graph_docs[ews_id] = {k: v for k, v in doc.items() if k != "@odata.context"}
+            self._store(item, seq)
+            return item
+
     def add_distribution_list(self, name: str, members: Iterable[str | Member | tuple[str, str]]
                               = (), folder: Folder | str | None = None,
                               categories: Sequence[str] = ()) -> Item:
@@ -214,6 +245,9 @@ class Mailbox:
             item = self.item(item_id)
             if item is None:
                 raise KeyError(f"no item {item_id!r} in {self.smtp}")
+            if item.ews_id in self.graph_docs:
+                raise ValueError("a contact added as Graph JSON is served as written; delete it "
+                                 "and add the changed document instead")
             unknown = set(fields) - set(CONTACT_FIELDS) - {"name", "members"}
             if unknown:
                 raise TypeError(f"unknown contact fields: {sorted(unknown)}")
@@ -238,6 +272,7 @@ class Mailbox:
             seq = self._next_seq()
             del self.items[item.ews_id]
             del item.folder.items[item.ews_id]
+            self.graph_docs.pop(item.ews_id, None)
             item.folder.tombstones.append(Tombstone(item.ews_id, item.kind, item.created_seq, seq))
             item.folder.change_log.append(Change(seq, "delete", item.ews_id))
 
