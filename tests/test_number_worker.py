@@ -76,6 +76,21 @@ def test_worker_on_libphonenumbers_own_examples() -> None:
             assert worker.take(worker.submit(list(expected))) == expected, (region, area_code)
 
 
+def test_the_worker_yields_the_core_to_the_writer() -> None:
+    """The worker runs NICE steps below the run: on a busy machine the writer, the run's
+    critical path, gets the core."""
+    import os
+
+    with NumberWorker("DE", "", min_numbers=1) as worker:
+        worker.enabled = True
+        assert worker.take(worker.submit(["089 123456"])) == {"089 123456": "+4989123456"}
+        assert worker._pool is not None
+        (pid,) = worker._pool._processes  # type: ignore[union-attr]
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + numbers.NICE)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the run itself is untouched
+
+
 def test_small_reads_stay_in_process() -> None:
     with NumberWorker("DE", "", min_numbers=50) as worker:
         worker.enabled = True

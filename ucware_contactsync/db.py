@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import logs
+from .contact import compact_json
 from .errors import DatabaseError, DatabaseFull, DatabaseUnavailable, UsageError
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ def parse_url(url: str) -> URL:
 
 def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
-    kwargs: dict[str, Any] = {"future": True}
+    # JSON columns (an entry's e-mails and categories) as compact_json writes them: orjson,
+    # several times faster than SQLAlchemy's json.dumps, for a column read back by parsing.
+    kwargs: dict[str, Any] = {"future": True, "json_serializer": compact_json}
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "mysql", "mariadb", "postgresql"):
         raise UsageError(f"unsupported database {backend!r}",

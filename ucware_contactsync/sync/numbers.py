@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MIN_NUMBERS = 100  # a read with fewer is written before a round trip to the worker pays off
 WAIT = 30.0  # seconds the writer waits for an answer before computing it itself
 PARENT_POLL = 0.5  # seconds between the worker's checks that the run is still there
+NICE = 10  # the worker's priority below the run's
 
 E164 = dict[str, str | None]
 
@@ -40,6 +41,12 @@ def _start(run_pid: int) -> None:
     both ends of the queue's pipe, so a killed run (SIGKILL, the OOM killer) would leave it
     waiting forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The writer is the run's critical path: where the worker and the writer want the same
+    # core, the writer gets it; the worker fills the idle one (docs/performance.md).
+    try:
+        os.nice(NICE)
+    except OSError:  # not allowed here: the worker runs at the run's priority
+        pass
 
     def watch() -> None:
         while os.getppid() == run_pid:
