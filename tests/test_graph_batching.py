@@ -7,8 +7,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ucware_contactsync.settings import Settings
 from ucware_contactsync.sources.base import Kind, SourceError
@@ -184,3 +187,26 @@ def test_a_graph_run_never_imports_exchangelib(  # type: ignore[no-untyped-def]
                 if line.startswith("import time:")}
     assert "ucware_contactsync.sources.graph.source" in imported
     assert not [m for m in imported if m.split(".")[0] == "exchangelib"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(host=st.sampled_from(["graph.microsoft.com", "Graph.Microsoft.COM", "127.0.0.1:8443",
+                             "graph.microsoft.us:443"]),
+       path=st.text(st.characters(codec="utf-8", exclude_characters="?#"), max_size=30),
+       query=st.sampled_from(["", "$top=5", "a=%20b"]),
+       params=st.dictionaries(st.sampled_from(["$select", "$expand", "$top", "$filter", "x"]),
+                              st.text(st.characters(codec="utf-8"), max_size=40),
+                              min_size=1))
+def test_prepared_urls_are_spelled_as_requests_spells_them(host: str, path: str, query: str,
+                                                           params: dict[str, str]) -> None:
+    """``client.prepared`` builds the URL of a request without building the request; it
+    must give what requests' own ``prepare()`` gives, byte for byte (sub-requests of a
+    $batch and plain GETs are one spelling)."""
+    import requests
+
+    from ucware_contactsync.sources.graph.client import prepared
+    from ucware_contactsync.sources.graph.mapping import EXPAND, SELECT
+
+    url = f"https://{host}/v1.0/users/{quote(path)}/contacts" + (f"?{query}" if query else "")
+    for p in (params, {"$select": SELECT, "$expand": EXPAND, "$top": "100"}):
+        assert prepared(url, p) == requests.Request("GET", url, params=p).prepare().url

@@ -19,9 +19,9 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-import requests
+from requests.utils import requote_uri
 
 from ..base import HINT_MISSING, HINT_THROTTLED, Kind, SourceError
 
@@ -134,10 +134,16 @@ class Req:
 
 
 def prepared(url: str, params: dict[str, str] | None) -> str:
-    """``url`` with ``params`` encoded as requests encodes them (one spelling for both paths)."""
+    """``url`` with ``params`` encoded as requests encodes them (one spelling for both paths):
+    its ``prepare()`` gives the same (tested), but building a whole request for it cost a
+    fifth of a full read's CPU in the reader threads."""
     if not params:
         return url
-    return str(requests.Request("GET", url, params=params).prepare().url)
+    parts = urlsplit(url)
+    base = requote_uri(urlunsplit(parts._replace(scheme=parts.scheme.lower(),
+                                                 netloc=parts.netloc.lower())))
+    # urlencode leaves only characters requote_uri keeps as they are.
+    return f"{base}{'&' if parts.query else '?'}{urlencode(params, doseq=True)}"
 
 
 def origin(url: str) -> str:
