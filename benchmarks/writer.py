@@ -2,6 +2,14 @@
 """The phonebook writer alone: what writing a full read costs, without HTTP or a source.
 
     python benchmarks/writer.py [--mailboxes 100] [--contacts 200] [--db sqlite] [--rounds 3]
+        [--no-e164] [--setup-only]
+
+Timings on a shared VM vary by ±20 % and more; instructions do not. What a change to the
+writer saves, independent of the machine's mood (docs/performance.md):
+
+    for a in "" --setup-only; do PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no \
+        --cachegrind-out-file=/dev/null .venv/bin/python benchmarks/writer.py --mailboxes 20 \
+        --rounds 1 --no-e164 $a 2>&1 | grep "I *refs"; done
 
 Contacts come from the test generator (numbers written as people write them); each round
 writes every mailbox's contacts into its own empty phonebook through the engine's path
@@ -47,7 +55,8 @@ def contacts(rng: random.Random, n: int, box: int) -> list[Contact]:
     return out
 
 
-def one_round(url: str, reads: list[list[Contact]]) -> float:
+def one_round(url: str, reads: list[list[Contact]],
+              known: dict[str, str | None] | None = None) -> float:
     db = Database(url)
     with db.session() as s:
         users = []
@@ -66,7 +75,7 @@ def one_round(url: str, reads: list[list[Contact]]) -> float:
                 assert user is not None
                 book = ensure_phonebook(s, user, "Outlook", "office365")
                 diff = diff_read(existing_entries(s, book.id, "office365"), read, [], True)
-                apply(s, book, diff, "office365", "DE", "")
+                apply(s, book, diff, "office365", "DE", "", known)
     seconds = time.perf_counter() - started
     db.dispose()
     return seconds
@@ -78,16 +87,31 @@ def main() -> None:
     p.add_argument("--contacts", type=int, default=200)
     p.add_argument("--db", default="sqlite", choices=("sqlite", "mariadb", "postgresql"))
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-e164", action="store_true",
+                   help="E.164 computed before the rounds, as the sync's number worker does: "
+                        "the rounds measure the writer alone")
+    p.add_argument("--setup-only", action="store_true",
+                   help="build the contacts (and E.164) and stop: run under valgrind with and "
+                        "without it, the difference is the rounds' instructions")
     a = p.parse_args()
     rng = random.Random(7)
     reads = [contacts(rng, a.contacts, b) for b in range(a.mailboxes)]
     total = sum(len(r) for r in reads)
     numbers = [n.number for r in reads for c in r for n in c.numbers]
+    known = {n: phone.to_e164(n, "DE", "") for n in numbers} if a.no_e164 else None
     tmp = Path(tempfile.mkdtemp(prefix="bench-writer-"))
     print(f"{a.mailboxes} x {a.contacts} contacts, {len(numbers)} numbers, {a.db}")
     for r in range(a.rounds):
         url, drop = ts.fresh_db(a.db, tmp)
-        seconds = one_round(url, reads)
+        if a.setup_only:
+            return
+        seconds = one_round(url, reads, known)
+        if known is not None:
+            print(f"  round {r + 1}: {seconds:6.2f} s  {total / seconds:7.0f} contacts/s  "
+                  "(E.164 computed before)")
+            if drop:
+                drop()
+            continue
         phone.to_e164.cache_clear()
         t0 = time.perf_counter()
         for n in numbers:
