@@ -138,6 +138,7 @@ def bench_tenant(n_mbx: int, per: int, seed: int = 7):  # type: ignore[no-untype
 
 PHASES = ("full", "nightly", "unchanged")
 
+
 @dataclass
 class Figures:
     label: str

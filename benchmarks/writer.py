@@ -103,25 +103,20 @@ def main() -> None:
     print(f"{a.mailboxes} x {a.contacts} contacts, {len(numbers)} numbers, {a.db}")
     for r in range(a.rounds):
         url, drop = ts.fresh_db(a.db, tmp)
-        if a.setup_only:
-            return
-        seconds = one_round(url, reads, known)
-        if known is not None:
-            print(f"  round {r + 1}: {seconds:6.2f} s  {total / seconds:7.0f} contacts/s  "
-                  "(E.164 computed before)")
-            if drop:
-                drop()
-            continue
-        phone.to_e164.cache_clear()
-        t0 = time.perf_counter()
-        for n in numbers:
-            phone.to_e164(n, "DE", "")
-        e164 = time.perf_counter() - t0
-        print(f"  round {r + 1}: {seconds:6.2f} s  {total / seconds:7.0f} contacts/s  "
-              f"({e164:5.2f} s of it to_e164, {1e6 * e164 / len(numbers):4.1f} µs a number)")
+        seconds = 0.0 if a.setup_only else one_round(url, reads, known)
         if drop:
             drop()
-
+        if a.setup_only:
+            return
+        share = "E.164 computed before"
+        if known is None:
+            phone.to_e164.cache_clear()
+            t0 = time.perf_counter()
+            for n in numbers:
+                phone.to_e164(n, "DE", "")
+            e164 = time.perf_counter() - t0
+            share = f"{e164:5.2f} s of it to_e164, {1e6 * e164 / len(numbers):4.1f} µs a number"
+        print(f"  round {r + 1}: {seconds:6.2f} s  {total / seconds:7.0f} contacts/s  ({share})")
 
 if __name__ == "__main__":
     main()

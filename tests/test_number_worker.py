@@ -3,6 +3,7 @@ the writer would compute itself, and a worker that fails changes nothing but spe
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -79,8 +80,6 @@ def test_worker_on_libphonenumbers_own_examples() -> None:
 def test_the_worker_yields_the_core_to_the_writer() -> None:
     """The worker runs NICE steps below the run: on a busy machine the writer, the run's
     critical path, gets the core."""
-    import os
-
     with NumberWorker("DE", "", min_numbers=1) as worker:
         worker.enabled = True
         assert worker.take(worker.submit(["089 123456"])) == {"089 123456": "+4989123456"}
