@@ -3,7 +3,7 @@
 
     python benchmarks/tenant_sync.py [--size 200x500] [--size 1000x200] [--latency 0]
         [--latency 100] [--api ews] [--api graph] [--db sqlite] [--db mariadb]
-        [--no-baseline] [--workers N] [--full-only] [--cold-fake] [--json FILE]
+        [--no-baseline] [--workers N] [--full-only] [--cold-fake] [--code DIR] [--json FILE]
 
 The fake runs in this process; every sync runs as a child process (the real command line,
 ``ucware-contactsync sync``), so its wall time, peak RSS (wait4) and the requests it sent
@@ -25,6 +25,12 @@ that client asks for. Exchange Online's rendering does not run on the sync's mac
 fake's does, on the same two cores, and in a cold first sync it took about a fifth of all the
 CPU (``--cold-fake``: without the warm-up, as before 2026-12-01). Every timed request is still
 served over HTTPS by the fake; its CPU during the timed run is printed as "fake".
+
+``--code DIR`` runs the sync (its set-up of the database, the run and the digest) with the
+package of DIR, a git worktree of an earlier commit, against this tree's fake and tenant: on a
+machine whose speed changes by the hour, back-to-back pairs of old and new code on the same
+input are the fair comparison (docs/performance.md). The digest differs where the E.164 rules
+changed in between; the number of entries does not.
 
 Per size, database and latency: the first (full) sync of each API and its baseline, then 1%
 of the contacts change (5% of the contacts in a fifth of the mailboxes), then the nightly run
@@ -49,7 +55,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The package the syncs run with (--code, passed to the children as BENCH_CODE): this tree's,
+# or an earlier commit's worktree. The fake always comes from this tree.
+CODE = Path(os.environ.get("BENCH_CODE") or ROOT)
 sys.path.insert(0, str(ROOT))
+if CODE != ROOT:  # a child of --code
+    sys.path.insert(0, str(CODE))
 
 SERVERS = {
     "mariadb": os.environ.get("BENCH_MARIADB", "mysql+pymysql://root@127.0.0.1:3306"),
@@ -186,34 +197,75 @@ def fresh_db(kind: str, tmp: Path) -> tuple[str, object]:
                 c.execute(text(f"DROP DATABASE IF EXISTS {name}" if kind == "mariadb"
                                else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             eng.dispose()
-    engine = dbmod.make_engine(url)
-    dbmod.upgrade(engine)
-    engine.dispose()
+    if CODE != ROOT:
+        in_code("upgrade", url)
+    else:
+        engine = dbmod.make_engine(url)
+        dbmod.upgrade(engine)
+        engine.dispose()
     return url, drop
 
 
 def configure(url: str, tenant, fx, api: str, workers: int | None) -> None:  # type: ignore[no-untyped-def]
-    from ucware_contactsync import directory, settings_store
+    values = {**fx.settings(), "api": api}
+    if workers:
+        values["max_workers"] = str(workers)
+    if CODE != ROOT:
+        in_code("configure", url, json.dumps([values, sorted(tenant.mailboxes)]))
+    else:
+        _configure(url, values, sorted(tenant.mailboxes))
+
+
+def _configure(url: str, values: dict[str, str], emails: list[str]) -> None:
+    from ucware_contactsync import directory
+    try:
+        from ucware_contactsync import settings_store
+    except ImportError:  # --code before settings_store split from settings
+        from ucware_contactsync import settings as settings_store  # type: ignore[no-redef]
     from ucware_contactsync.db import Database
 
     database = Database(url)
     with database.session() as s:
-        values = {**fx.settings(), "api": api}
-        if workers:
-            values["max_workers"] = str(workers)
         for key, value in values.items():
             settings_store.set_value(s, key, value)
         directory.add_group(s, "G")
         directory.set_param(s, "G", "ews_synccontacts", "true")
-        for email in sorted(tenant.mailboxes):
+        for email in emails:
             directory.add_user(s, email)
             directory.add_member(s, "G", email)
     database.dispose()
 
 
+def in_code(*args: str) -> str:
+    """Run ``args`` (see ``_in_code_main``) with the package of --code; its output."""
+    done = subprocess.run([sys.executable, __file__, "--in-code", *args], text=True,
+                          capture_output=True, env=dict(os.environ, PYTHONPATH=str(CODE)))
+    if done.returncode:
+        raise SystemExit(f"--code {CODE}: {args[0]} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
+
+
+def _in_code_main(what: str, url: str, *rest: str) -> None:
+    if what == "upgrade":
+        from ucware_contactsync import db as dbmod
+
+        engine = dbmod.make_engine(url)
+        dbmod.upgrade(engine)
+        engine.dispose()
+    elif what == "configure":
+        values, emails = json.loads(rest[0])
+        _configure(url, values, emails)
+    else:
+        print(_entries(url))
+
+
 def entries(url: str) -> str:
     """How many entries the phonebooks hold, and a digest of what they hold (ids and times
     aside): a faster build must give the same digest."""
+    return in_code("entries", url) if CODE != ROOT else _entries(url)
+
+
+def _entries(url: str) -> str:
     import hashlib
 
     from sqlalchemy import select
@@ -240,7 +292,7 @@ def entries(url: str) -> str:
 
 def run_child(mode: str, url: str, fx, label: str, contacts: int, mailboxes: int) -> Figures:  # type: ignore[no-untyped-def]
     out = Path(tempfile.mktemp(suffix=".json"))
-    env = dict(os.environ, CONTACTSYNC_SYSLOG="0", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, CONTACTSYNC_SYSLOG="0", PYTHONPATH=str(CODE))
     before = len(fx.requests)
     spawned = time.monotonic()  # the fake's request log uses this clock
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -374,6 +426,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--markdown":
         markdown(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--in-code":
+        _in_code_main(*sys.argv[2:])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         mode, url, out = sys.argv[2:5]
         sys.exit(child_ours(url, Path(out)) if mode == "ours"
@@ -391,7 +446,14 @@ def main() -> None:
                         "first sync, on the cores the sync uses")
     p.add_argument("--full-only", action="store_true",
                    help="only the first (full) sync of each API and baseline")
+    p.add_argument("--code", metavar="DIR",
+                   help="run the syncs with the package of DIR (a worktree of an earlier "
+                        "commit) against this tree's fake: pairs of old and new code")
     a = p.parse_args()
+    if a.code:
+        global CODE
+        CODE = Path(a.code).resolve()
+        os.environ["BENCH_CODE"] = str(CODE)
     rows: list[dict] = []
     for size in a.size or ["200x500"]:
         rows += bench(size, a.latency or [0], a.api or ["ews", "graph"], a.db or ["sqlite"],
